@@ -1,0 +1,3 @@
+//! The `kiln` command line. (Work in progress.)
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Typed Dockerfile instructions and build checks. (Work in progress.)

@@ -1,0 +1,1 @@
+//! Docker .dockerignore reading and matching. (Work in progress.)

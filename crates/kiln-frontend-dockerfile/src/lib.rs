@@ -1,0 +1,1 @@
+//! The Dockerfile frontend: Dockerfile to LLB and image config. (Work in progress.)

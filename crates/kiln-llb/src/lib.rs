@@ -1,0 +1,1 @@
+//! LLB, BuildKit's build graph, as plain Rust data with a builder and the wire encoding. (Work in progress.)

@@ -1,0 +1,1 @@
+//! Shell-word expansion and splitting for Dockerfile instructions. (Work in progress.)
