@@ -1,3 +1,18 @@
-//! The `kiln` command line. (Work in progress.)
+//! The `kiln` command line: the commands and flags of `docker buildx`.
+//!
+//! This binary is the composition root of the client side: it parses arguments (clap), wires the
+//! libraries together, renders their results and turns every error into one clear message and an
+//! exit code, in one place ([`exit`]). Libraries never print; everything the user sees is written
+//! here. stdout carries data only (dumps, digests); messages go to stderr.
 
-fn main() {}
+mod cli;
+mod commands;
+mod exit;
+mod source_context;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    exit::run(|| commands::dispatch(cli))
+}

@@ -25,12 +25,16 @@ pub struct Node {
     pub sub: Option<Box<Node>>,
     /// True when the arguments were given in JSON (exec) form.
     pub json: bool,
-    /// Heredocs attached to this instruction, in order (only `RUN`, `COPY` and `ADD`).
+    /// Heredocs attached to this instruction, in order (only `RUN`, `COPY` and `ADD` in shell
+    /// form). For `ONBUILD RUN <<EOF` they are attached here, to the `ONBUILD` node, as upstream
+    /// does; the sub-instruction in [`Node::sub`] has none.
     pub heredocs: Vec<Heredoc>,
     /// The logical line as written, continuations joined, with the first line's leading
-    /// whitespace removed.
+    /// whitespace removed (upstream's `Original`). For an `ONBUILD` sub-instruction, the text
+    /// after `ONBUILD` and its flags.
     pub original: String,
-    /// The lines the instruction spans.
+    /// The lines the instruction spans, heredoc bodies included (an `ONBUILD` sub-instruction
+    /// has its parent's range).
     pub lines: LineRange,
     /// Comment lines directly above the instruction (without the `#`), used for descriptions.
     pub prev_comment: Vec<String>,
@@ -41,7 +45,7 @@ pub struct Node {
 pub struct Heredoc {
     /// The terminator word, quotes removed.
     pub name: String,
-    /// The file descriptor written before `<<` (0 when none).
+    /// The file descriptor written before `<<` (0 when none; saturates at `u32::MAX`).
     pub file_descriptor: u32,
     /// False when any part of the name was quoted: the body is then not expanded.
     pub expand: bool,

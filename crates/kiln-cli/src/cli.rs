@@ -1,0 +1,74 @@
+//! clap definitions of kiln's commands and flags.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// kiln: a container image builder with the commands and flags of docker buildx.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, disable_help_subcommand = true)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// kiln's top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Tools for looking inside kiln: parse trees and LLB graphs.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+    /// Show kiln's version.
+    Version,
+}
+
+/// `kiln debug ...`.
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Print the parse tree of a Dockerfile, one line per instruction.
+    ParseDockerfile(ParseDockerfileArgs),
+    /// Print the LLB graph a Dockerfile compiles to, one JSON op per line.
+    DumpLlb(DumpLlbArgs),
+}
+
+/// Arguments of `kiln debug parse-dockerfile`.
+#[derive(Debug, Args)]
+pub struct ParseDockerfileArgs {
+    /// The Dockerfile to parse (`-` for stdin).
+    #[arg(default_value = "Dockerfile")]
+    pub file: PathBuf,
+}
+
+/// Arguments of `kiln debug dump-llb`.
+#[derive(Debug, Args)]
+pub struct DumpLlbArgs {
+    /// Name of the Dockerfile (default: `PATH/Dockerfile`; `-` for stdin).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set build-time variables (`KEY=VALUE`, or `KEY` to take the value from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Additional build contexts (`NAME=PATH|docker-image://REF|oci-layout://PATH`).
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Set the target platform for the build.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Set metadata for the image (`KEY=VALUE`).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Do not use the cache for the named stages (every stage when empty).
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Do not use the cache at all.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Print the image config the Dockerfile produces instead of the graph.
+    #[arg(long = "image-config")]
+    pub image_config: bool,
+    /// The build context directory.
+    pub context: PathBuf,
+}

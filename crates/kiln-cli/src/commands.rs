@@ -1,0 +1,18 @@
+//! One function per command.
+
+mod debug;
+
+use crate::cli::{Cli, Command, DebugCommand};
+
+/// Runs the command the user asked for.
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Debug(DebugCommand::ParseDockerfile(args)) => debug::parse_dockerfile(&args),
+        Command::Debug(DebugCommand::DumpLlb(args)) => debug::dump_llb(&args),
+        Command::Version => {
+            use std::io::Write;
+            writeln!(std::io::stdout().lock(), "kiln {}", env!("CARGO_PKG_VERSION"))?;
+            Ok(())
+        }
+    }
+}

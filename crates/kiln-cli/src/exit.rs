@@ -1,0 +1,45 @@
+//! The one place where errors become messages and exit codes.
+//!
+//! Exit codes follow buildx: 0 on success, 1 when the build (or the command) fails, 2 on a usage
+//! error (clap exits with 2 by itself before we get here).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+/// An error already rendered for the user: printed as is, without the `error:` prefix.
+#[derive(Debug)]
+pub struct Rendered(pub String);
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Rendered {}
+
+/// Runs the command and maps its outcome to an exit code.
+pub fn run(f: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    match f() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            let mut stderr = std::io::stderr().lock();
+            if let Some(rendered) = err.downcast_ref::<Rendered>() {
+                let _ = write!(stderr, "{rendered}");
+            } else {
+                let _ = writeln!(stderr, "ERROR: {err:#}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

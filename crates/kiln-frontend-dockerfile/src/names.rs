@@ -1,0 +1,150 @@
+//! Progress names (`[build 2/5] RUN make`) and the Go formatting BuildKit uses in history
+//! entries (`%q` and `%v` of string slices, Go durations).
+
+use std::time::Duration;
+
+use kiln_oci::Platform;
+
+use crate::args::env_get;
+use crate::stage::StageState;
+
+/// Numbers a command for progress output, as BuildKit's `prefixCommand`:
+/// `[<platform><arrow> ][<stage> ]<i>/<n>] <command>`, the index right-aligned to the width of
+/// the total. Commands of stages without numbered commands keep their plain name.
+pub(crate) fn prefix_command(
+    ds: &mut StageState,
+    command: &str,
+    multi_platform: bool,
+    platform: Option<&Platform>,
+    env: &[(String, String)],
+) -> String {
+    if ds.cmd_total == 0 {
+        return command.to_string();
+    }
+    ds.cmd_index += 1;
+    let mut out = String::from("[");
+    if multi_platform && let Some(p) = platform {
+        out.push_str(&p.format_all());
+        out.push_str(&platform_arrow(p, env));
+        out.push(' ');
+    }
+    if !ds.stage_name.is_empty() {
+        out.push_str(&ds.stage_name);
+        out.push(' ');
+    }
+    let width = ds.cmd_total.to_string().len();
+    out.push_str(&format!("{:>width$}/{}] ", ds.cmd_index, ds.cmd_total));
+    out.push_str(command);
+    out
+}
+
+/// The `->arm64` part of a progress name: where the stage runs (its platform) differs from the
+/// target the stage builds for (the `TARGET*` variables it declared).
+fn platform_arrow(platform: &Platform, env: &[(String, String)]) -> String {
+    let (Some(os), Some(arch)) = (env_get(env, "TARGETOS"), env_get(env, "TARGETARCH")) else {
+        return String::new();
+    };
+    let variant = env_get(env, "TARGETVARIANT").unwrap_or("");
+    if os == platform.os && arch == platform.architecture && variant == platform.variant {
+        return String::new();
+    }
+    if os != platform.os {
+        let target = Platform::new(os, arch, variant);
+        return format!("->{}", target.format_all());
+    }
+    if variant.is_empty() { format!("->{arch}") } else { format!("->{arch}/{variant}") }
+}
+
+/// Upper-cases the first word of a command (`copy a b` → `COPY a b`), as BuildKit shows it.
+pub(crate) fn uppercase_command(command: &str) -> String {
+    match command.split_once(' ') {
+        Some((first, rest)) => format!("{} {rest}", first.to_uppercase()),
+        None => command.to_uppercase(),
+    }
+}
+
+/// Go's `%q` of a `[]string`: `["a" "b"]`.
+pub(crate) fn go_quoted_slice(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| kiln_dockerfile::go_quote(s)).collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+/// Go's `%v` of a `[]string`: `[a b]`.
+pub(crate) fn go_plain_slice(items: &[String]) -> String {
+    format!("[{}]", items.join(" "))
+}
+
+/// Go's `time.Duration.String()`: `0s`, `1.5s`, `1m30s`, `500ms`, `2h0m0s`.
+pub(crate) fn go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".to_string();
+    }
+    if nanos < 1_000_000_000 {
+        // Sub-second durations use the largest unit that keeps an integer part.
+        let (unit, div) = if nanos < 1_000 {
+            ("ns", 1)
+        } else if nanos < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        return format!("{}{unit}", fraction(nanos, div));
+    }
+    let total_secs = nanos / 1_000_000_000;
+    let hours = total_secs / 3600;
+    let minutes = (total_secs % 3600) / 60;
+    let secs_nanos = nanos - (hours * 3600 + minutes * 60) * 1_000_000_000;
+    let secs = fraction(secs_nanos, 1_000_000_000);
+    if hours > 0 {
+        format!("{hours}h{minutes}m{secs}s")
+    } else if minutes > 0 {
+        format!("{minutes}m{secs}s")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// `value / div` printed with the fractional digits Go keeps (trailing zeros removed).
+fn fraction(value: u128, div: u128) -> String {
+    let int = value / div;
+    let rem = value % div;
+    if rem == 0 {
+        return int.to_string();
+    }
+    let digits = div.to_string().len() - 1;
+    let frac = format!("{rem:0digits$}");
+    format!("{int}.{}", frac.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let check = |d: Duration, want: &str| assert_eq!(go_duration(d), want, "{d:?}");
+        check(Duration::ZERO, "0s");
+        check(Duration::from_secs(30), "30s");
+        check(Duration::from_secs(90), "1m30s");
+        check(Duration::from_secs(7200), "2h0m0s");
+        check(Duration::from_millis(1500), "1.5s");
+        check(Duration::from_millis(500), "500ms");
+        check(Duration::from_micros(1), "1µs");
+        check(Duration::from_nanos(1_500), "1.5µs");
+        check(Duration::from_secs(3661), "1h1m1s");
+    }
+
+    #[test]
+    fn go_slices() {
+        let v = vec!["/bin/sh".to_string(), "-c".to_string(), "echo \"hi\"".to_string()];
+        assert_eq!(go_quoted_slice(&v), r#"["/bin/sh" "-c" "echo \"hi\""]"#);
+        assert_eq!(go_plain_slice(&v), r#"[/bin/sh -c echo "hi"]"#);
+    }
+
+    #[test]
+    fn uppercases_first_word() {
+        assert_eq!(uppercase_command("copy a b"), "COPY a b");
+        assert_eq!(uppercase_command("run"), "RUN");
+    }
+}
