@@ -11,7 +11,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Debug(DebugCommand::DumpLlb(args)) => debug::dump_llb(&args),
         Command::Version => {
             use std::io::Write;
-            writeln!(std::io::stdout().lock(), "kiln {}", env!("CARGO_PKG_VERSION"))?;
+            writeln!(
+                std::io::stdout().lock(),
+                "kiln {}",
+                env!("CARGO_PKG_VERSION")
+            )?;
             Ok(())
         }
     }

@@ -46,6 +46,9 @@ mod tests {
 
     #[test]
     fn renders_without_line() {
-        assert_eq!(render("Dockerfile", b"", 0, 0, "empty"), "Dockerfile: empty\n");
+        assert_eq!(
+            render("Dockerfile", b"", 0, 0, "empty"),
+            "Dockerfile: empty\n"
+        );
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! What it does not know: what instructions mean. Keywords are not validated here (an unknown
 //! keyword is a node like any other), variables are not expanded, flags are not interpreted.
-//! That is the job of `kiln-dockerfile`. It does no IO and depends on no other kiln crate.
+//! That is the job of `kiln-dockerfile`. It does no IO and depends on no other kiln crate but
+//! `kiln-gostd` (Go's `strconv.Quote` and `unicode` classes).
 //!
 //! Why: keeping the parser a pure function of its input, with line ranges on every node,
 //! makes it easy to test against upstream's own test vectors and to fuzz, and lets every

@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use kiln_dockerfile_parser::{LineRange, Node, chomp_heredoc_content};
+use kiln_gostd::strconv::quote;
 
 use crate::command::*;
-use crate::duration::parse_go_duration;
 use crate::error::Error;
 use crate::flags::FlagSet;
-use crate::goquote::quote;
 use crate::linter::Linter;
 use crate::linter::rules::{self, messages};
 use crate::mount::parse_mount;
@@ -635,7 +634,7 @@ fn parse_interval(name: &str, value: &str) -> Result<Duration, Error> {
     if value.is_empty() {
         return Ok(Duration::ZERO);
     }
-    let nanos = parse_go_duration(value)?;
+    let nanos = kiln_gostd::time::parse_duration(value).map_err(|e| Error::new(e.to_string()))?;
     if nanos == 0 {
         return Ok(Duration::ZERO);
     }

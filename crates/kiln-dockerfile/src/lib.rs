@@ -19,10 +19,8 @@
 //! with the same text, so that kiln's output matches `docker buildx build` word for word.
 
 mod command;
-mod duration;
 mod error;
 mod flags;
-mod goquote;
 mod instructions;
 pub mod linter;
 mod mount;
@@ -30,8 +28,8 @@ pub mod suggest;
 
 pub use command::*;
 pub use error::Error;
-pub use goquote::quote as go_quote;
 pub use instructions::{Instruction, Stage, parse_command, parse_instruction};
+pub use kiln_gostd::strconv::quote as go_quote;
 pub use linter::{CheckConfig, LintWarning, Linter, Rule};
 pub use mount::{Expander, Mount, MountType, ShareMode, parse_mount};
 

@@ -10,8 +10,10 @@
 
 use std::fmt;
 
+use kiln_gostd::path;
+use kiln_gostd::strconv::quote;
+
 use crate::error::Error;
-use crate::goquote::quote;
 use crate::suggest;
 
 /// The type of a mount.
@@ -369,7 +371,7 @@ impl Mount {
     /// The id of a cache mount: `id=`, or else the cleaned target path.
     pub fn effective_cache_id(&self) -> String {
         if self.cache_id.is_empty() {
-            clean_path(&self.target)
+            path::clean(&self.target)
         } else {
             self.cache_id.clone()
         }
@@ -391,7 +393,7 @@ impl Mount {
         if self.target.is_empty() {
             return Err(Error::new("one of source, target required"));
         }
-        Ok(base_name(&self.target))
+        Ok(path::base(&self.target).to_owned())
     }
 
     /// Where a secret file is mounted: the target, or `/run/secrets/<id>` when there is no
@@ -405,7 +407,7 @@ impl Mount {
         }
         Ok(Some(format!(
             "/run/secrets/{}",
-            base_name(&self.secret_id()?)
+            path::base(&self.secret_id()?)
         )))
     }
 
@@ -579,49 +581,6 @@ pub(crate) fn csv_fields(input: &str) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
-/// Go's `path.Clean`.
-pub(crate) fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".to_string();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|last| *last != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
-}
-
-/// Go's `path.Base`.
-pub(crate) fn base_name(p: &str) -> String {
-    if p.is_empty() {
-        return ".".to_string();
-    }
-    let trimmed = p.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return "/".to_string();
-    }
-    match trimmed.rfind('/') {
-        Some(i) => trimmed[i + 1..].to_string(),
-        None => trimmed.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,17 +627,5 @@ mod tests {
         ] {
             assert_eq!(ram_in_bytes(input), expected, "{input}");
         }
-    }
-
-    #[test]
-    fn paths() {
-        assert_eq!(clean_path("/a/b/../c/"), "/a/c");
-        assert_eq!(clean_path("a//b/./"), "a/b");
-        assert_eq!(clean_path(""), ".");
-        assert_eq!(clean_path("../.."), "../..");
-        assert_eq!(clean_path("/.."), "/");
-        assert_eq!(base_name("/run/x/"), "x");
-        assert_eq!(base_name("/"), "/");
-        assert_eq!(base_name("y"), "y");
     }
 }

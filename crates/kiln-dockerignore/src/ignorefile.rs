@@ -1,6 +1,7 @@
 //! Reading a `.dockerignore` file into a pattern list (upstream's `ignorefile.ReadAll`).
 
-use crate::clean::clean_path;
+use kiln_gostd::path::clean as clean_path;
+
 use crate::error::Error;
 
 /// The longest line upstream can read: Go's `bufio.Scanner` gives up on a line of 64 KiB or

@@ -26,16 +26,16 @@
 //! surprising results inside character classes are documented in the `glob` module and
 //! differ on purpose; everything in upstream's tests behaves identically.
 
-mod clean;
 mod error;
 mod glob;
 mod ignorefile;
 mod locate;
 mod matcher;
 
-pub use clean::clean_path;
 pub use error::Error;
 pub use glob::MatchType;
 pub use ignorefile::{MAX_LINE_LEN, read_ignore_file};
+/// Go's `filepath.Clean` on Unix (the same as `path.Clean`): see [`kiln_gostd::path::clean`].
+pub use kiln_gostd::path::clean as clean_path;
 pub use locate::ignore_file_for;
 pub use matcher::{MatchInfo, Pattern, PatternMatcher};

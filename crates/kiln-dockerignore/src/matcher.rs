@@ -1,6 +1,7 @@
 //! The pattern list and its matching rules.
 
-use crate::clean::{clean_path, dir};
+use kiln_gostd::path::{clean as clean_path, dir};
+
 use crate::error::Error;
 use crate::glob::{self, Compiled, MatchType};
 

@@ -7,7 +7,8 @@ use kiln_llb::ops::ProxyEnv;
 use kiln_oci::Platform;
 
 /// Arguments that are never put into a stage's environment, even when declared.
-pub(crate) const NON_ENV_ARGS: &[&str] = &["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"];
+pub(crate) const NON_ENV_ARGS: &[&str] =
+    &["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"];
 
 /// An ordered list of variables where setting an existing key replaces its value in place.
 pub(crate) type EnvVec = Vec<(String, String)>;
@@ -22,7 +23,10 @@ pub(crate) fn env_set(env: &mut EnvVec, key: &str, value: &str) {
 
 /// The value of `key` in `env`.
 pub(crate) fn env_get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The predefined global arguments (BuildKit's `defaultArgs`), each overridden by a build
@@ -74,12 +78,4 @@ pub(crate) fn proxy_env(build_args: &BTreeMap<String, String>) -> Option<ProxyEn
         any = true;
     }
     any.then_some(proxy)
-}
-
-/// Whether a name is one of the proxy variables (any case).
-pub(crate) fn is_proxy_arg(name: &str) -> bool {
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "http_proxy" | "https_proxy" | "ftp_proxy" | "no_proxy" | "all_proxy"
-    )
 }

@@ -61,7 +61,10 @@ pub async fn convert<R: ImageResolver>(
 
     let check_config = match opts.build_args.get("BUILDKIT_DOCKERFILE_CHECK") {
         Some(spec) => CheckConfig::parse(spec).map_err(|e| {
-            ConvertError::new(format!("failed to parse check configuration {spec:?}: {}", e.message))
+            ConvertError::new(format!(
+                "failed to parse check configuration {spec:?}: {}",
+                e.message
+            ))
         })?,
         None => CheckConfig::from_directives(&df.directives)?,
     };
@@ -71,7 +74,11 @@ pub async fn convert<R: ImageResolver>(
         return Err(ConvertError::new("dockerfile contains no stages to build"));
     }
 
-    let name = if opts.dockerfile_name.is_empty() { "Dockerfile" } else { &opts.dockerfile_name };
+    let name = if opts.dockerfile_name.is_empty() {
+        "Dockerfile"
+    } else {
+        &opts.dockerfile_name
+    };
     let mut ctx = Ctx::new(opts, dockerfile, name, parsed.escape, linter);
     let target = ctx.prepare(&parsed)?;
     ctx.resolve(target, resolver).await?;
@@ -80,10 +87,13 @@ pub async fn convert<R: ImageResolver>(
     // contexts) the stages read, so that the context source of the second can name them
     // (`local.followpaths`), as BuildKit does with its lazily created context source.
     let resolved = ctx.states.clone();
-    let linter = std::mem::replace(&mut ctx.linter, Linter::new(CheckConfig {
-        skip_all: true,
-        ..CheckConfig::default()
-    }));
+    let linter = std::mem::replace(
+        &mut ctx.linter,
+        Linter::new(CheckConfig {
+            skip_all: true,
+            ..CheckConfig::default()
+        }),
+    );
     ctx.context = ctx.context_source(&BTreeSet::new());
     ctx.dispatch_all(target)?;
     let ctx_paths = std::mem::take(&mut ctx.ctx_paths);
@@ -172,21 +182,30 @@ impl<'o> Ctx<'o> {
 
     /// The source location of some Dockerfile lines, for vertex metadata.
     pub(crate) fn location(&self, lines: LineRange) -> SourceLocation {
-        self.source_map.location(vec![Range::lines(lines.start as i32, lines.end as i32)])
+        self.source_map
+            .location(vec![Range::lines(lines.start as i32, lines.end as i32)])
     }
 
     /// Global arguments, stage states, dependencies and the target (everything before images
     /// are resolved). Returns the index of the target state.
     fn prepare(&mut self, parsed: &kiln_dockerfile::Parsed) -> Result<usize, ConvertError> {
         let opts = self.opts;
-        let last_name = parsed.stages.last().and_then(|s| s.name.clone()).unwrap_or_default();
+        let last_name = parsed
+            .stages
+            .last()
+            .and_then(|s| s.name.clone())
+            .unwrap_or_default();
         let target_stage = match &opts.target {
             Some(t) if !t.is_empty() => t.clone(),
             _ if !last_name.is_empty() => last_name,
             _ => "default".to_string(),
         };
-        let mut global =
-            args::default_args(&self.build_platforms[0], &self.target_platform, &target_stage, &opts.build_args);
+        let mut global = args::default_args(
+            &self.build_platforms[0],
+            &self.target_platform,
+            &target_stage,
+            &opts.build_args,
+        );
         self.check_default_args_in_from(parsed, &global);
         for arg in &parsed.meta_args {
             for kv in &arg.args {
@@ -234,8 +253,11 @@ impl<'o> Ctx<'o> {
                 (0..self.parsed_stages)
                     .find(|&i| self.states[i].name.as_deref() == Some(lower.as_str()))
                     .ok_or_else(|| {
-                        let names: Vec<&str> =
-                            self.states.iter().filter_map(|s| s.name.as_deref()).collect();
+                        let names: Vec<&str> = self
+                            .states
+                            .iter()
+                            .filter_map(|s| s.name.as_deref())
+                            .collect();
                         ConvertError::new(kiln_dockerfile::suggest::wrap(
                             format!("target stage {:?} could not be found", t),
                             t,
@@ -250,7 +272,11 @@ impl<'o> Ctx<'o> {
 
     /// `InvalidDefaultArgInFrom`: the base names, expanded with the defaults of the global
     /// arguments only, must be valid references.
-    fn check_default_args_in_from(&mut self, parsed: &kiln_dockerfile::Parsed, predefined: &EnvVec) {
+    fn check_default_args_in_from(
+        &mut self,
+        parsed: &kiln_dockerfile::Parsed,
+        predefined: &EnvVec,
+    ) {
         let mut env = predefined.clone();
         for arg in &parsed.meta_args {
             for kv in &arg.args {
@@ -268,7 +294,10 @@ impl<'o> Ctx<'o> {
             if expanded == "scratch" {
                 continue;
             }
-            let is_stage = parsed.stages.iter().any(|s| s.name.as_deref() == Some(expanded.as_str()));
+            let is_stage = parsed
+                .stages
+                .iter()
+                .any(|s| s.name.as_deref() == Some(expanded.as_str()));
             if !is_stage && Reference::parse(&expanded).is_err() {
                 self.linter.run(
                     &rules::INVALID_DEFAULT_ARG_IN_FROM,
@@ -295,7 +324,11 @@ impl<'o> Ctx<'o> {
 
     /// Expands a word of a `FROM` line with the global arguments, reporting
     /// `UndefinedArgInFrom` for the variables that are not declared.
-    fn expand_from_word(&mut self, word: &str, lines: LineRange) -> Result<WordExpansion, ConvertError> {
+    fn expand_from_word(
+        &mut self,
+        word: &str,
+        lines: LineRange,
+    ) -> Result<WordExpansion, ConvertError> {
         let res = self
             .lexer
             .process_word_with_matches(word, &self.global_args)
@@ -338,7 +371,10 @@ impl<'o> Ctx<'o> {
             base_name: base.result.clone(),
             orig_base_name: base.result.clone(),
             name: stage.name.clone(),
-            stage_name: stage.name.clone().unwrap_or_else(|| format!("stage-{index}")),
+            stage_name: stage
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage-{index}")),
             ..StageState::default()
         };
         if let Some(raw) = &stage.platform {
@@ -377,14 +413,20 @@ impl<'o> Ctx<'o> {
             }
         }
         if ds.named_context.is_none() {
-            ds.base = self.states.iter().position(|s| s.name.as_deref() == Some(ds.base_name.as_str()));
+            ds.base = self
+                .states
+                .iter()
+                .position(|s| s.name.as_deref() == Some(ds.base_name.as_str()));
         }
         ds.cmd_total = usize::from(ds.base_name != "scratch" && ds.base.is_none())
             + stage
                 .commands
                 .iter()
                 .filter(|c| {
-                    matches!(c, Command::Add(_) | Command::Copy(_) | Command::Run(_) | Command::Workdir(_))
+                    matches!(
+                        c,
+                        Command::Add(_) | Command::Copy(_) | Command::Run(_) | Command::Workdir(_)
+                    )
                 })
                 .count();
         ds.ignore_cache = self.opts.no_cache.applies_to(&ds.stage_name)
@@ -394,14 +436,21 @@ impl<'o> Ctx<'o> {
 
     /// The named context for a reference or stage name, if the user gave one
     /// (`--build-context NAME=...`), as BuildKit looks them up.
-    pub(crate) fn named_context(&self, name: &str, platform: Option<&Platform>) -> Option<NamedContext> {
+    pub(crate) fn named_context(
+        &self,
+        name: &str,
+        platform: Option<&Platform>,
+    ) -> Option<NamedContext> {
         if self.opts.named_contexts.is_empty() || name == "scratch" || name == "context" {
             return None;
         }
         let key = match Reference::parse(name) {
             Ok(r) => {
                 let familiar = r.familiar();
-                familiar.strip_suffix(":latest").map(str::to_string).unwrap_or(familiar)
+                familiar
+                    .strip_suffix(":latest")
+                    .map(str::to_string)
+                    .unwrap_or(familiar)
             }
             Err(_) => name.to_string(),
         };
@@ -425,7 +474,10 @@ impl<'o> Ctx<'o> {
         let mut sources = Vec::new();
         match &command {
             Command::Copy(c) if !c.from.is_empty() => {
-                let expanded = self.lexer.process_word(&c.from, &self.global_args).unwrap_or_default();
+                let expanded = self
+                    .lexer
+                    .process_word(&c.from, &self.global_args)
+                    .unwrap_or_default();
                 if expanded != c.from {
                     return Err(ConvertError::at(
                         c.lines,
@@ -438,7 +490,11 @@ impl<'o> Ctx<'o> {
                 for spec in &r.mount_specs {
                     let mount = kiln_dockerfile::parse_mount(spec, None)
                         .map_err(|e| ConvertError::from(e).or_at(r.lines))?;
-                    let from = if mount.from.is_empty() { "scratch" } else { mount.from.as_str() };
+                    let from = if mount.from.is_empty() {
+                        "scratch"
+                    } else {
+                        mount.from.as_str()
+                    };
                     sources.push(self.source_state(from, r.lines)?);
                 }
             }
@@ -447,7 +503,11 @@ impl<'o> Ctx<'o> {
         for &s in &sources {
             self.states[index].deps.insert(s);
         }
-        Ok(StageCommand { command, sources, on_build })
+        Ok(StageCommand {
+            command,
+            sources,
+            on_build,
+        })
     }
 
     /// The state a `--from` value refers to: a stage index, a stage name, or an image / named
@@ -460,7 +520,11 @@ impl<'o> Ctx<'o> {
                 .ok_or_else(|| ConvertError::at(lines, format!("invalid stage index {n}")));
         }
         let lower = from.to_lowercase();
-        if let Some(i) = self.states.iter().position(|s| !s.unregistered && s.name.as_deref() == Some(lower.as_str())) {
+        if let Some(i) = self
+            .states
+            .iter()
+            .position(|s| !s.unregistered && s.name.as_deref() == Some(lower.as_str()))
+        {
             return Ok(i);
         }
         if from == "scratch"
@@ -468,12 +532,20 @@ impl<'o> Ctx<'o> {
         {
             return Ok(i);
         }
-        if let Some(i) = self.states.iter().position(|s| s.unregistered && s.base_name == from) {
+        if let Some(i) = self
+            .states
+            .iter()
+            .position(|s| s.unregistered && s.base_name == from)
+        {
             return Ok(i);
         }
         let named = self.named_context(from, None);
         let ds = StageState {
-            stage: Stage { base_name: from.to_string(), lines, ..Stage::default() },
+            stage: Stage {
+                base_name: from.to_string(),
+                lines,
+                ..Stage::default()
+            },
             base_name: from.to_string(),
             orig_base_name: from.to_string(),
             unregistered: true,
@@ -545,7 +617,11 @@ impl<'o> Ctx<'o> {
 
     fn dependency_lines(&self, i: usize) -> Vec<LineRange> {
         let s = &self.states[i];
-        s.commands.iter().filter(|c| !c.sources.is_empty()).map(|c| c.command.lines()).collect()
+        s.commands
+            .iter()
+            .filter(|c| !c.sources.is_empty())
+            .map(|c| c.command.lines())
+            .collect()
     }
 
     /// The states the target needs, through bases and `--from` dependencies.
@@ -562,7 +638,11 @@ impl<'o> Ctx<'o> {
 
     /// Resolves the base images of the reachable stages (concurrently) and applies `ONBUILD`
     /// triggers, until no trigger adds a dependency.
-    async fn resolve<R: ImageResolver>(&mut self, target: usize, resolver: &R) -> Result<(), ConvertError> {
+    async fn resolve<R: ImageResolver>(
+        &mut self,
+        target: usize,
+        resolver: &R,
+    ) -> Result<(), ConvertError> {
         loop {
             let reachable = self.reachable(target);
             let mut pending = Vec::new();
@@ -589,23 +669,42 @@ impl<'o> Ctx<'o> {
             }
             let lookups = pending.iter().map(|&(i, is_reachable)| {
                 let ds = &self.states[i];
-                let platform = ds.platform.clone().unwrap_or_else(|| self.target_platform.clone());
-                let named = ds.named_context.clone().or_else(|| self.named_context(&ds.base_name, Some(&platform)));
+                let platform = ds
+                    .platform
+                    .clone()
+                    .unwrap_or_else(|| self.target_platform.clone());
+                let named = ds
+                    .named_context
+                    .clone()
+                    .or_else(|| self.named_context(&ds.base_name, Some(&platform)));
                 let base_name = ds.base_name.clone();
                 let lines = ds.stage.lines;
                 let mode = self.opts.image_resolve_mode;
                 async move {
-                    if !is_reachable || named.is_some() {
+                    // A `docker-image://` named context is resolved like the base it replaces.
+                    let base_name = match &named {
+                        Some(NamedContext::Image(r)) if r != "scratch" => r.clone(),
+                        Some(_) => return Ok((None, named)),
+                        None => base_name,
+                    };
+                    if !is_reachable {
                         return Ok((None, named));
                     }
                     let reference = Reference::parse(&base_name)
-                        .map_err(|e| ConvertError::at(lines, format!("failed to parse stage name {base_name:?}: {e}")))?
+                        .map_err(|e| {
+                            ConvertError::at(
+                                lines,
+                                format!("failed to parse stage name {base_name:?}: {e}"),
+                            )
+                        })?
                         .with_default_tag()
                         .to_string();
                     let resolved = resolver
                         .resolve(&reference, &platform, mode)
                         .await
-                        .map_err(|e| ConvertError::at(lines, format!("{base_name}: {}", e.message)))?;
+                        .map_err(|e| {
+                            ConvertError::at(lines, format!("{base_name}: {}", e.message))
+                        })?;
                     Ok::<_, ConvertError>((Some((reference, resolved)), None))
                 }
             });
@@ -633,9 +732,12 @@ impl<'o> Ctx<'o> {
         resolved: Option<(String, ResolvedImage)>,
         named: Option<NamedContext>,
     ) -> Result<(), ConvertError> {
-        let platform = self.states[i].platform.clone().unwrap_or_else(|| self.target_platform.clone());
+        let platform = self.states[i]
+            .platform
+            .clone()
+            .unwrap_or_else(|| self.target_platform.clone());
         if let Some(named) = named {
-            return self.apply_named_context(i, named, platform);
+            return self.apply_named_context(i, named, platform, resolved);
         }
         let lines = self.states[i].stage.lines;
         let base_name = self.states[i].base_name.clone();
@@ -645,11 +747,17 @@ impl<'o> Ctx<'o> {
                 .map(|r| r.with_default_tag().to_string())
                 .unwrap_or(base_name);
             let ds = &mut self.states[i];
-            ds.state = State::image(&reference, ImageOpts {
-                resolve_mode: self.opts.image_resolve_mode,
-                vertex: VertexOpts { platform: Some(platform.clone()), ..VertexOpts::default() },
-                ..ImageOpts::default()
-            });
+            ds.state = State::image(
+                &reference,
+                ImageOpts {
+                    resolve_mode: self.opts.image_resolve_mode,
+                    vertex: VertexOpts {
+                        platform: Some(platform.clone()),
+                        ..VertexOpts::default()
+                    },
+                    ..ImageOpts::default()
+                },
+            );
             ds.image = Image::empty_for(&platform);
             ds.platform = Some(platform);
             ds.has_image_base = true;
@@ -659,12 +767,19 @@ impl<'o> Ctx<'o> {
             return Ok(());
         };
         let mut platform = platform;
-        let mut image = resolved.config.clone().unwrap_or_else(|| Image::empty_for(&platform));
+        let mut image = resolved
+            .config
+            .clone()
+            .unwrap_or_else(|| Image::empty_for(&platform));
         image.created = None;
         if !self.states[i].explicit_platform && self.implicit_target && resolved.config.is_some() {
             platform = self.auto_detect_platform(&image, platform);
         }
-        let reference = if resolved.reference.is_empty() { reference } else { resolved.reference.clone() };
+        let reference = if resolved.reference.is_empty() {
+            reference
+        } else {
+            resolved.reference.clone()
+        };
         let pinned = match (&resolved.digest, Reference::parse(&reference)) {
             (Some(d), Ok(r)) if r.digest().is_none() => format!("{reference}@{d}"),
             _ => reference.clone(),
@@ -682,20 +797,24 @@ impl<'o> Ctx<'o> {
         if scratch_like {
             ds.state = State::scratch();
         } else {
-            let name = names::prefix_command(ds, &format!("FROM {pinned}"), multi, Some(&platform), &env);
+            let name =
+                names::prefix_command(ds, &format!("FROM {pinned}"), multi, Some(&platform), &env);
             let mut description = BTreeMap::new();
             description.insert(DFCMD_KEY.to_string(), source_line);
-            ds.state = State::image(&pinned, ImageOpts {
-                resolve_mode: self.opts.image_resolve_mode,
-                vertex: VertexOpts {
-                    custom_name: Some(name),
-                    description,
-                    platform: Some(platform.clone()),
-                    locations: vec![location],
-                    ..VertexOpts::default()
+            ds.state = State::image(
+                &pinned,
+                ImageOpts {
+                    resolve_mode: self.opts.image_resolve_mode,
+                    vertex: VertexOpts {
+                        custom_name: Some(name),
+                        description,
+                        platform: Some(platform.clone()),
+                        locations: vec![location],
+                        ..VertexOpts::default()
+                    },
+                    ..ImageOpts::default()
                 },
-                ..ImageOpts::default()
-            });
+            );
         }
         if reachable && resolved.config.is_some() {
             let actual = image.platform();
@@ -704,7 +823,11 @@ impl<'o> Ctx<'o> {
                 self.linter.run(
                     &rules::INVALID_BASE_IMAGE_PLATFORM,
                     lines,
-                    messages::invalid_base_image_platform(&orig, &platform.format_all(), &actual.format_all()),
+                    messages::invalid_base_image_platform(
+                        &orig,
+                        &platform.format_all(),
+                        &actual.format_all(),
+                    ),
                 );
             }
         }
@@ -732,47 +855,98 @@ impl<'o> Ctx<'o> {
     }
 
     /// Replaces a stage (or an image it is based on) with a named context.
-    fn apply_named_context(&mut self, i: usize, named: NamedContext, platform: Platform) -> Result<(), ConvertError> {
+    fn apply_named_context(
+        &mut self,
+        i: usize,
+        named: NamedContext,
+        platform: Platform,
+        resolved: Option<(String, ResolvedImage)>,
+    ) -> Result<(), ConvertError> {
         let key = self.states[i].base_name.clone();
-        let vertex = |name: String| VertexOpts { custom_name: Some(name), ..VertexOpts::default() };
+        let vertex = |name: String| VertexOpts {
+            custom_name: Some(name),
+            ..VertexOpts::default()
+        };
         let (state, image) = match &named {
-            NamedContext::Image(r) if r == "scratch" => (State::scratch(), Image::empty_for(&platform)),
+            NamedContext::Image(r) if r == "scratch" => {
+                (State::scratch(), Image::empty_for(&platform))
+            }
             NamedContext::Image(r) => {
-                let reference = Reference::parse(r)
+                let mut reference = Reference::parse(r)
                     .map_err(|e| ConvertError::new(format!("invalid context {key:?}: {e}")))?
                     .with_default_tag()
                     .to_string();
-                let state = State::image(&reference, ImageOpts {
-                    resolve_mode: self.opts.image_resolve_mode,
-                    vertex: VertexOpts { platform: Some(platform.clone()), ..vertex(format!("[context {key}] {reference}")) },
-                    ..ImageOpts::default()
-                });
-                (state, Image::empty_for(&platform))
+                let mut image = Image::empty_for(&platform);
+                if let Some((requested, resolved)) = resolved {
+                    let resolved_ref = if resolved.reference.is_empty() {
+                        requested
+                    } else {
+                        resolved.reference
+                    };
+                    reference = match (&resolved.digest, Reference::parse(&resolved_ref)) {
+                        (Some(d), Ok(parsed)) if parsed.digest().is_none() => {
+                            format!("{resolved_ref}@{d}")
+                        }
+                        _ => resolved_ref,
+                    };
+                    if let Some(mut config) = resolved.config {
+                        config.created = None;
+                        image = config;
+                    }
+                }
+                let state = State::image(
+                    &reference,
+                    ImageOpts {
+                        resolve_mode: self.opts.image_resolve_mode,
+                        vertex: VertexOpts {
+                            platform: Some(platform.clone()),
+                            ..vertex(format!("[context {key}] {reference}"))
+                        },
+                        ..ImageOpts::default()
+                    },
+                );
+                (state, image)
             }
             NamedContext::OciLayout { store, reference } => {
-                let state = State::oci_layout(&format!("{key}{reference}"), OciLayoutOpts {
-                    session_id: Some(self.opts.session_id.clone()),
-                    store_id: Some(store.clone()),
-                    vertex: VertexOpts { platform: Some(platform.clone()), ..vertex(format!("[context {key}] OCI load from client")) },
-                    ..OciLayoutOpts::default()
-                });
+                let state = State::oci_layout(
+                    &format!("{key}{reference}"),
+                    OciLayoutOpts {
+                        session_id: Some(self.opts.session_id.clone()),
+                        store_id: Some(store.clone()),
+                        vertex: VertexOpts {
+                            platform: Some(platform.clone()),
+                            ..vertex(format!("[context {key}] OCI load from client"))
+                        },
+                        ..OciLayoutOpts::default()
+                    },
+                );
                 (state, Image::empty_for(&platform))
             }
-            NamedContext::Local { .. } => (self.local_named_context(&key, &named, &BTreeSet::new()), Image::empty_for(&platform)),
+            NamedContext::Local { .. } => (
+                self.local_named_context(&key, &named, &BTreeSet::new()),
+                Image::empty_for(&platform),
+            ),
             NamedContext::Git(url) => {
                 let (remote, fragment) = url.split_once('#').unwrap_or((url.as_str(), ""));
-                let state = State::git(remote, fragment, GitOpts {
-                    vertex: vertex(format!("[context {key}] {url}")),
-                    ..GitOpts::default()
-                });
+                let state = State::git(
+                    remote,
+                    fragment,
+                    GitOpts {
+                        vertex: vertex(format!("[context {key}] {url}")),
+                        ..GitOpts::default()
+                    },
+                );
                 (state, Image::empty_for(&platform))
             }
             NamedContext::Http(url) => {
-                let state = State::http(url, HttpOpts {
-                    filename: Some("context".to_string()),
-                    vertex: vertex(format!("[context {key}] {url}")),
-                    ..HttpOpts::default()
-                });
+                let state = State::http(
+                    url,
+                    HttpOpts {
+                        filename: Some("context".to_string()),
+                        vertex: vertex(format!("[context {key}] {url}")),
+                        ..HttpOpts::default()
+                    },
+                );
                 (state, Image::empty_for(&platform))
             }
         };
@@ -790,18 +964,26 @@ impl<'o> Ctx<'o> {
     }
 
     /// The source of a local named context, following the paths the build reads from it.
-    fn local_named_context(&self, key: &str, named: &NamedContext, paths: &BTreeSet<String>) -> State {
+    fn local_named_context(
+        &self,
+        key: &str,
+        named: &NamedContext,
+        paths: &BTreeSet<String>,
+    ) -> State {
         let NamedContext::Local { name, excludes } = named else {
             return State::scratch();
         };
-        State::local(name, LocalOpts {
-            session_id: Some(self.opts.session_id.clone()),
-            shared_key_hint: Some(format!("context:{key}")),
-            exclude_patterns: excludes.clone(),
-            follow_paths: follow_paths(paths),
-            vertex: VertexOpts::named(format!("[context {key}] load from client")),
-            ..LocalOpts::default()
-        })
+        State::local(
+            name,
+            LocalOpts {
+                session_id: Some(self.opts.session_id.clone()),
+                shared_key_hint: Some(format!("context:{key}")),
+                exclude_patterns: excludes.clone(),
+                follow_paths: follow_paths(paths),
+                vertex: VertexOpts::named(format!("[context {key}] load from client")),
+                ..LocalOpts::default()
+            },
+        )
     }
 
     fn rebuild_local_named_context(&mut self, i: usize, paths: &BTreeSet<String>) {
@@ -814,14 +996,17 @@ impl<'o> Ctx<'o> {
 
     /// The main build context source (`local://context`).
     fn context_source(&self, paths: &BTreeSet<String>) -> State {
-        State::local("context", LocalOpts {
-            session_id: Some(self.opts.session_id.clone()),
-            shared_key_hint: Some("context".to_string()),
-            exclude_patterns: self.opts.context_excludes.clone(),
-            follow_paths: follow_paths(paths),
-            vertex: VertexOpts::named("[internal] load build context"),
-            ..LocalOpts::default()
-        })
+        State::local(
+            "context",
+            LocalOpts {
+                session_id: Some(self.opts.session_id.clone()),
+                shared_key_hint: Some("context".to_string()),
+                exclude_patterns: self.opts.context_excludes.clone(),
+                follow_paths: follow_paths(paths),
+                vertex: VertexOpts::named("[internal] load build context"),
+                ..LocalOpts::default()
+            },
+        )
     }
 
     /// Prepends a stage's `ONBUILD` triggers (from its base image config, or its base stage's
@@ -855,16 +1040,25 @@ impl<'o> Ctx<'o> {
             let df = kiln_dockerfile_parser::parse(trigger.as_bytes())
                 .map_err(|e| ConvertError::at(lines, e.message))?;
             let [node] = df.children.as_slice() else {
-                return Err(ConvertError::at(lines, "onbuild trigger should be a single expression"));
+                return Err(ConvertError::at(
+                    lines,
+                    "onbuild trigger should be a single expression",
+                ));
             };
-            let mut command = kiln_dockerfile::parse_command(node).map_err(|e| ConvertError::at(lines, e.message))?;
+            let mut command = kiln_dockerfile::parse_command(node)
+                .map_err(|e| ConvertError::at(lines, e.message))?;
             set_lines(&mut command, lines);
             commands.push(self.stage_command(i, command, true)?);
         }
         let ds = &mut self.states[i];
         ds.cmd_total += commands
             .iter()
-            .filter(|c| matches!(c.command, Command::Add(_) | Command::Copy(_) | Command::Run(_) | Command::Workdir(_)))
+            .filter(|c| {
+                matches!(
+                    c.command,
+                    Command::Add(_) | Command::Copy(_) | Command::Run(_) | Command::Workdir(_)
+                )
+            })
             .count();
         commands.append(&mut ds.commands);
         ds.commands = commands;
@@ -895,7 +1089,10 @@ impl<'o> Ctx<'o> {
         {
             return Err(ConvertError::at(
                 self.states[i].stage.lines,
-                format!("stage {:?} must be built before {:?}", self.states[b].stage_name, self.states[i].stage_name),
+                format!(
+                    "stage {:?} must be built before {:?}",
+                    self.states[b].stage_name, self.states[i].stage_name
+                ),
             ));
         }
         let mut ds = std::mem::take(&mut self.states[i]);
@@ -921,9 +1118,16 @@ impl<'o> Ctx<'o> {
     }
 
     fn dispatch_commands(&mut self, ds: &mut StageState) -> Result<(), ConvertError> {
-        let os = ds.platform.as_ref().map(|p| p.os.clone()).unwrap_or_default();
+        let os = ds
+            .platform
+            .as_ref()
+            .map(|p| p.os.clone())
+            .unwrap_or_default();
         if os != "windows" && ds.image.config.env_get("PATH").is_none() {
-            ds.image.config.env.push(format!("PATH={}", kiln_oci::DEFAULT_PATH_ENV));
+            ds.image
+                .config
+                .env
+                .push(format!("PATH={}", kiln_oci::DEFAULT_PATH_ENV));
         }
         let mut state = ds.state.clone();
         for entry in &ds.image.config.env {
@@ -949,7 +1153,8 @@ impl<'o> Ctx<'o> {
 
         let commands = std::mem::take(&mut ds.commands);
         for command in &commands {
-            self.dispatch(ds, command).map_err(|e| e.or_at(command.command.lines()))?;
+            self.dispatch(ds, command)
+                .map_err(|e| e.or_at(command.command.lines()))?;
         }
         ds.commands = commands;
         Ok(())
@@ -986,21 +1191,35 @@ impl<'o> Ctx<'o> {
             platform: Some(self.target_platform.clone()),
             ..MarshalOpts::default()
         })?;
-        Ok(Converted { definition, image: ds.image.clone(), warnings, base_images })
+        Ok(Converted {
+            definition,
+            image: ds.image.clone(),
+            warnings,
+            base_images,
+        })
     }
 
+    /// The base images the target needs, each once.
     fn base_images(&self, target: usize) -> Vec<BaseImage> {
-        self.reachable(target)
-            .into_iter()
-            .filter_map(|i| {
-                let ds = &self.states[i];
-                (ds.base.is_none() && ds.has_image_base && ds.named_context.is_none()).then(|| BaseImage {
-                    name: ds.orig_base_name.clone(),
-                    reference: ds.base_name.clone(),
-                    platform: ds.platform.clone().unwrap_or_default(),
-                })
-            })
-            .collect()
+        let mut out: Vec<BaseImage> = Vec::new();
+        for i in self.reachable(target) {
+            let ds = &self.states[i];
+            if ds.base.is_some() || !ds.has_image_base || ds.named_context.is_some() {
+                continue;
+            }
+            let image = BaseImage {
+                name: ds.orig_base_name.clone(),
+                reference: ds.base_name.clone(),
+                platform: ds.platform.clone().unwrap_or_default(),
+            };
+            if !out
+                .iter()
+                .any(|b| b.reference == image.reference && b.platform == image.platform)
+            {
+                out.push(image);
+            }
+        }
+        out
     }
 }
 
@@ -1036,7 +1255,11 @@ fn follow_paths(paths: &BTreeSet<String>) -> Vec<String> {
         .iter()
         .map(|p| {
             let rel = p.trim_start_matches('/');
-            if rel.is_empty() { ".".to_string() } else { rel.to_string() }
+            if rel.is_empty() {
+                ".".to_string()
+            } else {
+                rel.to_string()
+            }
         })
         .collect();
     out.sort();
@@ -1051,7 +1274,25 @@ fn set_lines(command: &mut Command, lines: LineRange) {
             match command { $(Command::$v(c) => c.lines = lines,)* }
         };
     }
-    set!(Env, Maintainer, Label, Add, Copy, Onbuild, Workdir, Run, Cmd, Healthcheck, Entrypoint, Expose, User, Volume, StopSignal, Arg, Shell);
+    set!(
+        Env,
+        Maintainer,
+        Label,
+        Add,
+        Copy,
+        Onbuild,
+        Workdir,
+        Run,
+        Cmd,
+        Healthcheck,
+        Entrypoint,
+        Expose,
+        User,
+        Volume,
+        StopSignal,
+        Arg,
+        Shell
+    );
 }
 
 impl ConvertError {

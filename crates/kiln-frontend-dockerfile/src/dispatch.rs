@@ -21,7 +21,12 @@ const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
 impl Ctx<'_> {
     /// Dispatches one command of a stage.
-    pub(crate) fn dispatch(&mut self, ds: &mut StageState, cmd: &StageCommand) -> Result<(), ConvertError> {
+    pub(crate) fn dispatch(
+        &mut self,
+        ds: &mut StageState,
+        cmd: &StageCommand,
+    ) -> Result<(), ConvertError> {
+        ds.cmd_is_on_build = cmd.on_build;
         let mut command = cmd.command.clone();
         self.expand(ds, &mut command)?;
         ds.used_once.check(&command, &mut self.linter);
@@ -41,7 +46,10 @@ impl Ctx<'_> {
                 checks::legacy_key_value_format(&command, &mut self.linter);
                 let mut parts = Vec::with_capacity(c.labels.len());
                 for kv in &c.labels {
-                    ds.image.config.labels.insert(kv.key.clone(), kv.value.clone());
+                    ds.image
+                        .config
+                        .labels
+                        .insert(kv.key.clone(), kv.value.clone());
                     parts.push(format!("{}={}", kv.key, kv.value));
                 }
                 self.commit(ds, format!("LABEL {}", parts.join(" ")), false, false);
@@ -64,23 +72,44 @@ impl Ctx<'_> {
                 expanded.expand_words(&mut |w: &str| -> Result<Vec<String>, ConvertError> {
                     lexer.process_words(w, &env).map_err(ConvertError::from)
                 })?;
-                let ports = kiln_dockerfile::linter::parse_expose_ports(&expanded.ports, c.lines, &mut self.linter)
-                    .map_err(|e| ConvertError::at(c.lines, e.message))?;
-                let mut unique: Vec<String> = ports.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+                let ports = kiln_dockerfile::linter::parse_expose_ports(
+                    &expanded.ports,
+                    c.lines,
+                    &mut self.linter,
+                )
+                .map_err(|e| ConvertError::at(c.lines, e.message))?;
+                let mut unique: Vec<String> = ports
+                    .into_iter()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
                 for p in &unique {
                     ds.image.config.exposed_ports.insert(p.clone(), EmptyObject);
                 }
                 unique.sort();
-                self.commit(ds, format!("EXPOSE {}", go_plain_slice(&unique)), false, false);
+                self.commit(
+                    ds,
+                    format!("EXPOSE {}", go_plain_slice(&unique)),
+                    false,
+                    false,
+                );
             }
             Command::Volume(c) => {
                 for v in &c.volumes {
                     if v.is_empty() {
-                        return Err(ConvertError::at(c.lines, "VOLUME specified can not be an empty string"));
+                        return Err(ConvertError::at(
+                            c.lines,
+                            "VOLUME specified can not be an empty string",
+                        ));
                     }
                     ds.image.config.volumes.insert(v.clone(), EmptyObject);
                 }
-                self.commit(ds, format!("VOLUME {}", go_plain_slice(&c.volumes)), false, false);
+                self.commit(
+                    ds,
+                    format!("VOLUME {}", go_plain_slice(&c.volumes)),
+                    false,
+                    false,
+                );
             }
             Command::StopSignal(c) => {
                 validate_signal(&c.signal).map_err(|e| ConvertError::at(c.lines, e))?;
@@ -89,10 +118,19 @@ impl Ctx<'_> {
             }
             Command::Shell(c) => {
                 ds.image.config.shell = c.shell.clone();
-                self.commit(ds, format!("SHELL {}", go_plain_slice(&c.shell)), false, false);
+                self.commit(
+                    ds,
+                    format!("SHELL {}", go_plain_slice(&c.shell)),
+                    false,
+                    false,
+                );
             }
             Command::Cmd(c) => {
-                checks::json_args_recommended(&command, !ds.image.config.shell.is_empty(), &mut self.linter);
+                checks::json_args_recommended(
+                    &command,
+                    !ds.image.config.shell.is_empty(),
+                    &mut self.linter,
+                );
                 let args = self.with_shell(ds, &c.cmd);
                 ds.image.config.cmd = Some(args.clone());
                 ds.image.config.args_escaped = true;
@@ -100,13 +138,26 @@ impl Ctx<'_> {
                 self.commit(ds, format!("CMD {}", go_quoted_slice(&args)), false, false);
             }
             Command::Entrypoint(c) => {
-                checks::json_args_recommended(&command, !ds.image.config.shell.is_empty(), &mut self.linter);
+                checks::json_args_recommended(
+                    &command,
+                    !ds.image.config.shell.is_empty(),
+                    &mut self.linter,
+                );
                 let args = self.with_shell(ds, &c.cmd);
-                ds.image.config.entrypoint = if args.is_empty() { None } else { Some(args.clone()) };
+                ds.image.config.entrypoint = if args.is_empty() {
+                    None
+                } else {
+                    Some(args.clone())
+                };
                 if !ds.cmd_set {
                     ds.image.config.cmd = None;
                 }
-                self.commit(ds, format!("ENTRYPOINT {}", go_quoted_slice(&args)), false, false);
+                self.commit(
+                    ds,
+                    format!("ENTRYPOINT {}", go_quoted_slice(&args)),
+                    false,
+                    false,
+                );
             }
             Command::Healthcheck(c) => {
                 let h = &c.health;
@@ -119,7 +170,10 @@ impl Ctx<'_> {
                     retries: i64::from(h.retries),
                 };
                 if config.test.first().map(String::as_str) == Some("NONE") {
-                    config = kiln_oci::HealthConfig { test: vec!["NONE".to_string()], ..Default::default() };
+                    config = kiln_oci::HealthConfig {
+                        test: vec!["NONE".to_string()],
+                        ..Default::default()
+                    };
                 }
                 let msg = format!(
                     "HEALTHCHECK {{Test:{} Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
@@ -152,18 +206,26 @@ impl Ctx<'_> {
         let lexer = self.lexer.clone();
         let mut unmatched: Vec<String> = Vec::new();
         command.expand(&mut |word: &str| -> Result<String, ConvertError> {
-            let res = lexer.process_word_with_matches(word, &env).map_err(ConvertError::from)?;
+            let res = lexer
+                .process_word_with_matches(word, &env)
+                .map_err(ConvertError::from)?;
             unmatched.extend(res.unmatched);
             Ok(res.result)
         })?;
-        let raw = Lexer { escape: '\\', raw_quotes: true, ..Lexer::new('\\') };
+        let raw = Lexer {
+            skip_process_quotes: true,
+            ..Lexer::new('\\')
+        };
         command.expand_raw(&mut |word: &str| -> Result<String, ConvertError> {
             raw.process_word(word, &env).map_err(ConvertError::from)
         })?;
         let declared: BTreeSet<&str> = ds.build_args.iter().map(|(k, _)| k.as_str()).collect();
         let mut reported = BTreeSet::new();
         for name in unmatched {
-            if declared.contains(name.as_str()) || NON_ENV_ARGS.contains(&name.as_str()) || !reported.insert(name.clone()) {
+            if declared.contains(name.as_str())
+                || NON_ENV_ARGS.contains(&name.as_str())
+                || !reported.insert(name.clone())
+            {
                 continue;
             }
             let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
@@ -171,7 +233,10 @@ impl Ctx<'_> {
             self.linter.run(
                 &rules::UNDEFINED_VAR,
                 command.lines(),
-                messages::undefined_var(&name, suggestion.as_deref().map(|s| format!("${s}")).as_deref()),
+                messages::undefined_var(
+                    &name,
+                    suggestion.as_deref().map(|s| format!("${s}")).as_deref(),
+                ),
             );
         }
         Ok(())
@@ -179,7 +244,11 @@ impl Ctx<'_> {
 
     /// `ARG name[=default] ...`: the value comes from the build arguments, else the default
     /// (expanded), else a global argument of the same name.
-    fn dispatch_arg(&mut self, ds: &mut StageState, c: &kiln_dockerfile::ArgCommand) -> Result<(), ConvertError> {
+    fn dispatch_arg(
+        &mut self,
+        ds: &mut StageState,
+        c: &kiln_dockerfile::ArgCommand,
+    ) -> Result<(), ConvertError> {
         let mut parts = Vec::with_capacity(c.args.len());
         for kv in &c.args {
             checks::secret_key("ARG", &kv.key, c.lines, &mut self.linter);
@@ -187,7 +256,11 @@ impl Ctx<'_> {
                 Some(v.clone())
             } else if let Some(default) = &kv.value {
                 let env = ds.state.env().to_vec();
-                Some(self.lexer.process_word(default, &env).map_err(|e| ConvertError::at(c.lines, e.to_string()))?)
+                Some(
+                    self.lexer
+                        .process_word(default, &env)
+                        .map_err(|e| ConvertError::at(c.lines, e.to_string()))?,
+                )
             } else {
                 env_get(&self.global_args, &kv.key).map(str::to_string)
             };
@@ -218,7 +291,11 @@ impl Ctx<'_> {
             return Err(ConvertError::at(lines, "cannot normalize nothing"));
         }
         if !ds.workdir_set && !path.starts_with('/') {
-            self.linter.run(&rules::WORKDIR_RELATIVE_PATH, lines, messages::workdir_relative_path(path));
+            self.linter.run(
+                &rules::WORKDIR_RELATIVE_PATH,
+                lines,
+                messages::workdir_relative_path(path),
+            );
         }
         ds.workdir_set = true;
         let wd = normalize_workdir(&ds.image.config.working_dir, path);
@@ -227,21 +304,40 @@ impl Ctx<'_> {
         let with_layer = wd != "/";
         if with_layer {
             let env = ds.state.env().to_vec();
-            let display = names::uppercase_command(&self.lexer.process_word(original, &env).unwrap_or_else(|_| original.to_string()));
+            let display = names::uppercase_command(
+                &self
+                    .lexer
+                    .process_word(original, &env)
+                    .unwrap_or_else(|_| original.to_string()),
+            );
             let platform = ds.platform.clone();
-            let name = names::prefix_command(ds, &display, self.opts.multi_platform, platform.as_ref(), &env);
-            let chown = (!ds.image.config.user.is_empty()).then(|| Chown::parse(&ds.image.config.user));
-            let actions = FileActions::new().mkdir(&wd, 0o755, MkdirOpts {
-                make_parents: true,
-                chown,
-                created_time: self.epoch.map(|s| s * 1_000_000_000),
-            });
-            ds.state = ds.state.file(actions, VertexOpts {
-                custom_name: Some(name),
-                locations: vec![self.location(lines)],
-                platform,
-                ..VertexOpts::default()
-            });
+            let name = names::prefix_command(
+                ds,
+                &display,
+                self.opts.multi_platform,
+                platform.as_ref(),
+                &env,
+            );
+            let chown =
+                (!ds.image.config.user.is_empty()).then(|| Chown::parse(&ds.image.config.user));
+            let actions = FileActions::new().mkdir(
+                &wd,
+                0o755,
+                MkdirOpts {
+                    make_parents: true,
+                    chown,
+                    created_time: self.epoch.map(|s| s * 1_000_000_000),
+                },
+            );
+            ds.state = ds.state.file(
+                actions,
+                VertexOpts {
+                    custom_name: Some(name),
+                    locations: vec![self.location(lines)],
+                    platform,
+                    ..VertexOpts::default()
+                },
+            );
         }
         self.commit(ds, format!("WORKDIR {wd}"), with_layer, false);
         Ok(())
@@ -271,8 +367,18 @@ impl Ctx<'_> {
 
     /// Appends a history entry (`created_by`, BuildKit's comment, `empty_layer`), with the
     /// `SOURCE_DATE_EPOCH` time when there is one.
-    pub(crate) fn commit(&self, ds: &mut StageState, created_by: String, with_layer: bool, buildkit_suffix: bool) {
-        let created_by = if buildkit_suffix { format!("{created_by} # buildkit") } else { created_by };
+    pub(crate) fn commit(
+        &self,
+        ds: &mut StageState,
+        created_by: String,
+        with_layer: bool,
+        buildkit_suffix: bool,
+    ) {
+        let created_by = if buildkit_suffix {
+            format!("{created_by} # buildkit")
+        } else {
+            created_by
+        };
         ds.image.history.push(History {
             created: self.epoch.map(rfc3339),
             created_by,
@@ -296,30 +402,7 @@ pub(crate) fn normalize_workdir(current: &str, requested: &str) -> String {
 
 /// Go's `path.Clean`.
 pub(crate) fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".to_string();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
+    kiln_gostd::path::clean(p)
 }
 
 fn duration_nanos(d: std::time::Duration) -> i64 {
@@ -330,18 +413,28 @@ fn duration_nanos(d: std::time::Duration) -> i64 {
 /// signal name with or without the `SIG` prefix.
 fn validate_signal(s: &str) -> Result<(), String> {
     const NAMES: &[&str] = &[
-        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE",
-        "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU",
-        "UNUSED", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
+        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+        "TRAP", "TSTP", "TTIN", "TTOU", "UNUSED", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU",
+        "XFSZ",
     ];
     if let Ok(n) = s.parse::<i64>() {
-        return if n > 0 { Ok(()) } else { Err(format!("Invalid signal: {s}")) };
+        return if n > 0 {
+            Ok(())
+        } else {
+            Err(format!("Invalid signal: {s}"))
+        };
     }
     let name = s.strip_prefix("SIG").unwrap_or(s);
     let rt = name
         .strip_prefix("RTMIN")
         .or_else(|| name.strip_prefix("RTMAX"))
-        .is_some_and(|rest| rest.is_empty() || rest.strip_prefix(['+', '-']).is_some_and(|n| n.parse::<u8>().is_ok()));
+        .is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .strip_prefix(['+', '-'])
+                    .is_some_and(|n| n.parse::<u8>().is_ok())
+        });
     if NAMES.contains(&name) || rt {
         Ok(())
     } else {
@@ -377,7 +470,9 @@ mod tests {
 
     #[test]
     fn workdirs() {
-        let check = |cur: &str, req: &str, want: &str| assert_eq!(normalize_workdir(cur, req), want, "{cur} + {req}");
+        let check = |cur: &str, req: &str, want: &str| {
+            assert_eq!(normalize_workdir(cur, req), want, "{cur} + {req}")
+        };
         check("/", "/app", "/app");
         check("/app", "src", "/app/src");
         check("/app", "../x/", "/x");

@@ -19,12 +19,18 @@ pub struct ConvertError {
 impl ConvertError {
     /// An error about the whole file.
     pub(crate) fn new(message: impl Into<String>) -> ConvertError {
-        ConvertError { message: message.into(), lines: Vec::new() }
+        ConvertError {
+            message: message.into(),
+            lines: Vec::new(),
+        }
     }
 
     /// An error about the given lines.
     pub(crate) fn at(lines: LineRange, message: impl Into<String>) -> ConvertError {
-        ConvertError { message: message.into(), lines: vec![lines] }
+        ConvertError {
+            message: message.into(),
+            lines: vec![lines],
+        }
     }
 
     /// Attaches lines to an error that has none yet.
@@ -38,7 +44,10 @@ impl ConvertError {
 
 impl From<kiln_dockerfile::Error> for ConvertError {
     fn from(e: kiln_dockerfile::Error) -> ConvertError {
-        ConvertError { message: e.message, lines: e.lines.into_iter().collect() }
+        ConvertError {
+            message: e.message,
+            lines: e.lines.into_iter().collect(),
+        }
     }
 }
 
@@ -47,9 +56,15 @@ impl From<kiln_dockerfile_parser::ParseError> for ConvertError {
         let lines = if e.line == 0 {
             Vec::new()
         } else {
-            vec![LineRange { start: e.line, end: e.line }]
+            vec![LineRange {
+                start: e.line,
+                end: e.line,
+            }]
         };
-        ConvertError { message: e.message, lines }
+        ConvertError {
+            message: e.message,
+            lines,
+        }
     }
 }
 

@@ -34,25 +34,65 @@ pub(crate) fn prefix_command(
     }
     let width = ds.cmd_total.to_string().len();
     out.push_str(&format!("{:>width$}/{}] ", ds.cmd_index, ds.cmd_total));
+    if ds.cmd_is_on_build {
+        out.push_str("ONBUILD ");
+    }
     out.push_str(command);
     out
 }
 
-/// The `->arm64` part of a progress name: where the stage runs (its platform) differs from the
-/// target the stage builds for (the `TARGET*` variables it declared).
+/// The `->arm64` part of a progress name (BuildKit's `formatTargetPlatform` of
+/// `platformFromEnv`): where the stage runs (its platform) differs from the target the stage
+/// builds for, as its declared `TARGETPLATFORM` or `TARGETOS`/`TARGETARCH`/`TARGETVARIANT`
+/// say. Missing parts of the target are taken from the platform; only the OS and the
+/// architecture are compared.
 fn platform_arrow(platform: &Platform, env: &[(String, String)]) -> String {
-    let (Some(os), Some(arch)) = (env_get(env, "TARGETOS"), env_get(env, "TARGETARCH")) else {
-        return String::new();
+    let target = match env_get(env, "TARGETPLATFORM").and_then(|v| Platform::parse(v).ok()) {
+        Some(p) => p,
+        None => {
+            let (os, arch, variant) = (
+                env_get(env, "TARGETOS"),
+                env_get(env, "TARGETARCH"),
+                env_get(env, "TARGETVARIANT"),
+            );
+            if os.is_none() && arch.is_none() && variant.is_none() {
+                return String::new();
+            }
+            Platform::new(os.unwrap_or(""), arch.unwrap_or(""), variant.unwrap_or(""))
+        }
     };
-    let variant = env_get(env, "TARGETVARIANT").unwrap_or("");
-    if os == platform.os && arch == platform.architecture && variant == platform.variant {
-        return String::new();
+    let mut target = target;
+    if target.os.is_empty() {
+        target.os.clone_from(&platform.os);
     }
-    if os != platform.os {
-        let target = Platform::new(os, arch, variant);
+    if target.architecture.is_empty() {
+        target.architecture.clone_from(&platform.architecture);
+    }
+    let target = target.normalize();
+    if target.os == platform.os && target.architecture != platform.architecture {
+        return if target.variant.is_empty() {
+            format!("->{}", target.architecture)
+        } else {
+            format!("->{}/{}", target.architecture, target.variant)
+        };
+    }
+    if target.os != platform.os {
         return format!("->{}", target.format_all());
     }
-    if variant.is_empty() { format!("->{arch}") } else { format!("->{arch}/{variant}") }
+    String::new()
+}
+
+/// The summary of a heredoc shown in progress names (BuildKit's `summarizeHeredoc`): the first
+/// line of the trimmed body, with `...` when more lines follow.
+pub(crate) fn summarize_heredoc(doc: &str) -> String {
+    let doc = kiln_gostd::strings::trim_space(doc).replace("\r\n", "\n");
+    let mut lines = doc.split('\n');
+    let first = lines.next().unwrap_or_default().to_string();
+    if lines.next().is_some() {
+        format!("{first}...")
+    } else {
+        first
+    }
 }
 
 /// Upper-cases the first word of a command (`copy a b` → `COPY a b`), as BuildKit shows it.
@@ -137,7 +177,11 @@ mod tests {
 
     #[test]
     fn go_slices() {
-        let v = vec!["/bin/sh".to_string(), "-c".to_string(), "echo \"hi\"".to_string()];
+        let v = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "echo \"hi\"".to_string(),
+        ];
         assert_eq!(go_quoted_slice(&v), r#"["/bin/sh" "-c" "echo \"hi\""]"#);
         assert_eq!(go_plain_slice(&v), r#"[/bin/sh -c echo "hi"]"#);
     }

@@ -104,7 +104,9 @@ impl NamedContext {
     pub fn parse(value: &str, local_name: &str) -> Result<NamedContext, String> {
         if let Some(r) = value.strip_prefix("docker-image://") {
             if r.is_empty() {
-                return Err(format!("invalid context value {value:?}: empty image reference"));
+                return Err(format!(
+                    "invalid context value {value:?}: empty image reference"
+                ));
             }
             return Ok(NamedContext::Image(r.to_string()));
         }
@@ -117,7 +119,9 @@ impl NamedContext {
                 },
             };
             if store.is_empty() {
-                return Err(format!("invalid context value {value:?}: empty layout path"));
+                return Err(format!(
+                    "invalid context value {value:?}: empty layout path"
+                ));
             }
             return Ok(NamedContext::OciLayout { store, reference });
         }
@@ -128,9 +132,14 @@ impl NamedContext {
             return Ok(NamedContext::Http(value.to_string()));
         }
         if value.contains("://") {
-            return Err(format!("invalid context value {value:?}: unsupported scheme"));
+            return Err(format!(
+                "invalid context value {value:?}: unsupported scheme"
+            ));
         }
-        Ok(NamedContext::Local { name: local_name.to_string(), excludes: Vec::new() })
+        Ok(NamedContext::Local {
+            name: local_name.to_string(),
+            excludes: Vec::new(),
+        })
     }
 }
 
@@ -141,7 +150,10 @@ pub fn is_git_url(s: &str) -> bool {
     if s.starts_with("git@") || s.starts_with("git://") || s.starts_with("ssh://") {
         return true;
     }
-    let Some(rest) = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")) else {
+    let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+    else {
         return false;
     };
     let (path, fragment) = match rest.split_once('#') {

@@ -66,6 +66,9 @@ pub(crate) struct StageState {
     pub cmd_index: usize,
     /// The number of numbered commands (`FROM <image>`, `ADD`, `COPY`, `RUN`, `WORKDIR`).
     pub cmd_total: usize,
+    /// Whether the command being dispatched is an `ONBUILD` trigger (its progress name then
+    /// reads `[i/n] ONBUILD ...`).
+    pub cmd_is_on_build: bool,
     /// Whether the stage ignores the cache (`--no-cache`, `--no-cache-filter`).
     pub ignore_cache: bool,
     /// Whether a `WORKDIR` was set in the stage or its parents.

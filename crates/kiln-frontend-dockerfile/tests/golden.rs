@@ -27,13 +27,16 @@ struct FakeRegistry {
 impl FakeRegistry {
     fn load(path: &Path) -> FakeRegistry {
         let raw: BTreeMap<String, serde_json::Value> =
-            serde_json::from_slice(&std::fs::read(path).expect("images.json")).expect("images.json is JSON");
+            serde_json::from_slice(&std::fs::read(path).expect("images.json"))
+                .expect("images.json is JSON");
         let images = raw
             .into_iter()
             .filter(|(k, _)| !k.starts_with("//"))
             .map(|(k, v)| {
-                let digest = Digest::parse(v["digest"].as_str().expect("digest")).expect("valid digest");
-                let config: Image = serde_json::from_value(v["config"].clone()).expect("valid config");
+                let digest =
+                    Digest::parse(v["digest"].as_str().expect("digest")).expect("valid digest");
+                let config: Image =
+                    serde_json::from_value(v["config"].clone()).expect("valid config");
                 (k, (digest, config))
             })
             .collect();
@@ -52,9 +55,13 @@ impl ImageResolver for FakeRegistry {
         let reference = reference.to_string();
         async move {
             let (digest, config) = found.ok_or_else(|| ResolveError {
-                message: format!("{reference}: not found"),
+                message: format!("failed to resolve source metadata for {reference}: not found"),
             })?;
-            Ok(ResolvedImage { reference, digest: Some(digest), config: Some(config) })
+            Ok(ResolvedImage {
+                reference,
+                digest: Some(digest),
+                config: Some(config),
+            })
         }
     }
 }
@@ -78,7 +85,8 @@ struct CaseOptions {
 fn options(dir: &Path) -> ConvertOptions {
     let path = dir.join("options.json");
     let o: CaseOptions = if path.exists() {
-        serde_json::from_slice(&std::fs::read(&path).expect("options.json")).expect("valid options.json")
+        serde_json::from_slice(&std::fs::read(&path).expect("options.json"))
+            .expect("valid options.json")
     } else {
         CaseOptions::default()
     };
@@ -89,20 +97,37 @@ fn options(dir: &Path) -> ConvertOptions {
         build_args: o.build_args,
         labels: o.labels,
         // As buildx does, send the target platform explicitly (linux/amd64 by default).
-        target_platform: Some(o.platform.map(|p| Platform::parse(&p).expect("platform")).unwrap_or(amd64.clone())),
-        build_platforms: vec![o.build_platform.map(|p| Platform::parse(&p).expect("platform")).unwrap_or(amd64)],
+        target_platform: Some(
+            o.platform
+                .map(|p| Platform::parse(&p).expect("platform"))
+                .unwrap_or(amd64.clone()),
+        ),
+        build_platforms: vec![
+            o.build_platform
+                .map(|p| Platform::parse(&p).expect("platform"))
+                .unwrap_or(amd64),
+        ],
         multi_platform: o.multi_platform,
         named_contexts: o
             .build_contexts
             .iter()
-            .map(|(k, v)| (k.clone(), NamedContext::parse(v, k).expect("valid build context")))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    NamedContext::parse(v, k).expect("valid build context"),
+                )
+            })
             .collect(),
         no_cache: match o.no_cache {
             None => NoCache::None,
             Some(v) if v.is_empty() => NoCache::All,
             Some(v) => NoCache::Stages(v),
         },
-        image_resolve_mode: if o.pull { ResolveMode::ForcePull } else { ResolveMode::Default },
+        image_resolve_mode: if o.pull {
+            ResolveMode::ForcePull
+        } else {
+            ResolveMode::Default
+        },
         session_id: "test-session".to_string(),
         context_excludes: o.dockerignore,
         ..ConvertOptions::default()
@@ -127,7 +152,10 @@ fn render(dir: &Path, registry: &FakeRegistry) -> String {
             if !c.warnings.is_empty() {
                 out.push_str("# warnings\n");
                 for w in &c.warnings {
-                    out.push_str(&format!("{} (lines {}-{}): {}\n", w.rule, w.lines.start, w.lines.end, w.message));
+                    out.push_str(&format!(
+                        "{} (lines {}-{}): {}\n",
+                        w.rule, w.lines.start, w.lines.end, w.message
+                    ));
                 }
             }
             if !c.base_images.is_empty() {
@@ -149,15 +177,41 @@ fn render(dir: &Path, registry: &FakeRegistry) -> String {
     out
 }
 
+/// The case directories: `tests/golden/*` and the repository's `examples/*`.
 fn cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("tests/golden")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = Vec::new();
+    for root in [
+        manifest.join("tests/golden"),
+        manifest.join("../../examples"),
+    ] {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&root)
+            .expect("case directory")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.join("Dockerfile").is_file())
+            .collect();
+        found.sort();
+        dirs.extend(found);
+    }
     dirs
+}
+
+/// The snapshot name of a case (`example-<dir>` for the repository's examples).
+fn case_name(dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    if dir
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|p| p == "examples")
+    {
+        format!("example-{name}")
+    } else {
+        name
+    }
 }
 
 #[test]
@@ -165,9 +219,13 @@ fn golden() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let registry = FakeRegistry::load(&root.join("images.json"));
     let cases = cases();
-    assert!(cases.len() >= 30, "expected at least 30 golden cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 30,
+        "expected at least 30 golden cases, found {}",
+        cases.len()
+    );
     for dir in cases {
-        let name = dir.file_name().expect("name").to_string_lossy().into_owned();
+        let name = case_name(&dir);
         let rendered = render(&dir, &registry);
         insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false, input_file => dir.join("Dockerfile") }, {
             insta::assert_snapshot!(name, rendered);
@@ -181,6 +239,11 @@ fn conversion_is_deterministic() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let registry = FakeRegistry::load(&root.join("images.json"));
     for dir in cases() {
-        assert_eq!(render(&dir, &registry), render(&dir, &registry), "{}", dir.display());
+        assert_eq!(
+            render(&dir, &registry),
+            render(&dir, &registry),
+            "{}",
+            dir.display()
+        );
     }
 }

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::digest::Digest;
+use kiln_oci::Digest;
+
 use crate::error::Error;
 use crate::ops::Operation;
 

@@ -6,6 +6,7 @@
 //! except the three indexes of a file action, enums as numbers, bytes as base64, map keys sorted.
 
 use base64::Engine as _;
+use kiln_gostd::strconv::quote as go_quote;
 use serde_json::{Map, Value, json};
 
 use crate::definition::{Definition, OpMetadata};
@@ -87,30 +88,6 @@ fn dot_attr(digest: &str, op: &Operation) -> (String, &'static str) {
         }
         None => (digest.to_string(), "plaintext"),
     }
-}
-
-/// Go's `%q`: a double-quoted string with Go escapes.
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// A JSON object that leaves out empty values, like Go's `omitempty`.

@@ -1,17 +1,18 @@
 //! The one error type of the crate.
 
-use crate::digest::Digest;
+use kiln_oci::{Digest, DigestError};
 
 /// Everything that can go wrong while building, encoding, decoding or dumping LLB.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// A string is not a valid `algorithm:hex` digest.
+    /// A string is not a valid `algorithm:hex` digest. Decoding reports it inside an
+    /// [`Error::InvalidMessage`] naming the field that held it.
     #[error("invalid digest {value:?}: {reason}")]
     InvalidDigest {
         /// The rejected text.
         value: String,
-        /// Why it was rejected.
-        reason: &'static str,
+        /// Why it was rejected (go-digest's message).
+        reason: DigestError,
     },
     /// Protobuf bytes could not be decoded.
     #[error("cannot decode {what}: {message}")]

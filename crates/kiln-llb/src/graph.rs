@@ -2,8 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kiln_oci::Digest;
+
 use crate::definition::{Definition, OpMetadata};
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::ops::{EMPTY_INPUT, FileActionKind, Input, MountType, Op, Operation, UserOpt};
 

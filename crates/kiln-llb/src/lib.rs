@@ -5,7 +5,7 @@
 //!
 //! * **Domain types** ([`ops`], [`definition`]): every message of BuildKit's `solver/pb/ops.proto`
 //!   as a plain Rust type ([`Operation`] with its [`Op`] body, [`Definition`], [`OpMetadata`], ...)
-//!   and a validated [`Digest`].
+//!   and a validated [`Digest`] (`kiln_oci`'s, re-exported).
 //! * **Wire conversion** ([`wire`]): the one module that touches the generated protobuf types of
 //!   `bollard-buildkit-proto`. It converts both ways and encodes ops with the exact bytes Go's
 //!   deterministic protobuf marshalling produces, so a vertex digest (`sha256` of those bytes) is
@@ -43,7 +43,6 @@
 
 pub mod builder;
 pub mod definition;
-mod digest;
 mod dump;
 mod error;
 pub mod graph;
@@ -59,9 +58,9 @@ pub use builder::{
 pub use definition::{
     Definition, Location, OpMetadata, Position, ProgressGroup, Range, Source, SourceInfo,
 };
-pub use digest::Digest;
 pub use dump::{dump_dot, dump_json};
 pub use error::Error;
 pub use graph::{Graph, Vertex};
 pub use kiln_oci::Platform;
+pub use kiln_oci::{Digest, DigestError};
 pub use ops::{Input, Op, Operation};

@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use kiln_oci::Platform;
-
-use crate::digest::Digest;
+use kiln_oci::{Digest, Platform};
 
 /// The index meaning "no input" (a scratch mount, a file action without base).
 pub const EMPTY_INPUT: i64 = -1;

@@ -434,7 +434,7 @@ fn marshal_errors() {
         (
             "bad image reference",
             Ok(State::image("Not/Valid", ImageOpts::default())),
-            "invalid image reference \"Not/Valid\": repository name must be lowercase",
+            "invalid image reference \"Not/Valid\": invalid reference format: repository name (Valid) must be lowercase",
         ),
         (
             "empty file op",

@@ -210,7 +210,7 @@ fn decoding_errors() {
             "input digest that is not a digest",
             Graph::from_definition(&bad_input_digest),
             Some(
-                "invalid op input 0: invalid digest \"sha256:nope\": wrong length for the algorithm",
+                "invalid op input 0: invalid digest \"sha256:nope\": invalid checksum digest length",
             ),
         ),
     ]);

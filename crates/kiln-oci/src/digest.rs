@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use sha2::{Digest as _, Sha256};
+
 /// A validated content digest such as `sha256:` followed by 64 lower-case hex digits.
 ///
 /// Only the algorithms go-digest registers are accepted: `sha256`, `sha384` and `sha512`, each
@@ -29,6 +31,16 @@ pub enum DigestError {
 }
 
 impl Digest {
+    /// The `sha256` digest of `bytes` (go-digest's `FromBytes` with the canonical algorithm):
+    /// the identity of a blob, and the identity BuildKit gives a marshalled LLB op.
+    pub fn of_bytes(bytes: &[u8]) -> Digest {
+        let algorithm = "sha256";
+        Digest {
+            text: format!("{algorithm}:{:x}", Sha256::digest(bytes)),
+            colon: algorithm.len(),
+        }
+    }
+
     /// Parses and validates `algorithm:encoded` (go-digest's `Parse`).
     pub fn parse(s: &str) -> Result<Digest, DigestError> {
         let colon = match s.find(':') {
@@ -167,6 +179,31 @@ mod tests {
         let failures: Vec<String> = cases
             .iter()
             .filter_map(|(input, want)| check(input, *want))
+            .collect();
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    /// Known sha256 sums: the empty input and `abc` (FIPS 180-2, appendix B.1).
+    #[test]
+    fn digests_bytes_with_sha256() {
+        let cases: [(&[u8], &str); 2] = [
+            (
+                b"",
+                "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            (
+                b"abc",
+                "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+        ];
+        let failures: Vec<String> = cases
+            .iter()
+            .filter_map(|(bytes, want)| {
+                let got = Digest::of_bytes(bytes);
+                let reparsed = Digest::parse(got.as_str());
+                (got.as_str() != *want || reparsed.as_ref() != Ok(&got))
+                    .then(|| format!("{bytes:?}: got {got} (reparsed {reparsed:?}), want {want}"))
+            })
             .collect();
         assert!(failures.is_empty(), "{failures:#?}");
     }

@@ -428,7 +428,7 @@ fn timestamp<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String
     {
         return Err(de::Error::custom(format_args!(
             "invalid timestamp {}: not an RFC 3339 date and time",
-            crate::goquote::quote(text)
+            kiln_gostd::strconv::quote(text)
         )));
     }
     Ok(value)

@@ -6,14 +6,15 @@
 //!   [`Matcher`] picks the best entry of an image index for a wanted platform.
 //! - [`Reference`] parses and normalizes image names (`busybox` is
 //!   `docker.io/library/busybox`) the way `distribution/reference` does; [`Digest`] validates
-//!   `sha256:...` digests the way `opencontainers/go-digest` does.
+//!   `sha256:...` digests the way `opencontainers/go-digest` does, and computes them.
 //! - [`Image`] and [`ImageConfig`] are the image config JSON with Docker's extensions, field for
 //!   field as BuildKit reads and writes it.
 //!
-//! Everything here is plain data and pure functions: no I/O, no registry access, no hashing of
-//! content, no global state. Parsing never panics; every error is a typed value whose message is
-//! the upstream tool's, word for word, because users compare kiln's output with Docker's and
-//! scripts match on those messages.
+//! Everything here is plain data and pure functions: no I/O, no registry access, no global
+//! state; the only hashing is [`Digest::of_bytes`], the sha256 of bytes already in memory.
+//! Parsing never panics; every error is a typed value whose message is the upstream tool's,
+//! word for word, because users compare kiln's output with Docker's and scripts match on those
+//! messages.
 //!
 //! Upstream behaviour is followed even where it is surprising (`Foo/bar` names the registry
 //! `Foo`; `linux/arm64/v8` normalizes to `linux/arm64`); each module documents its rules. The few
@@ -22,7 +23,6 @@
 //! `/proc/cpuinfo`, and JSON field names are matched case-sensitively.
 
 mod digest;
-mod goquote;
 mod image;
 mod platform;
 mod reference;

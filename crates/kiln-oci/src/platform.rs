@@ -24,7 +24,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::goquote::quote;
+use kiln_gostd::path;
+use kiln_gostd::strconv::quote;
 
 /// A target platform, always held normalized (`linux/arm64`, not `linux/aarch64`).
 #[derive(
@@ -341,7 +342,7 @@ impl Platform {
         if options.is_empty() {
             return self.to_string();
         }
-        join_path(&[
+        path::join(&[
             &format!("{}({options})", self.os),
             &self.architecture,
             &self.variant,
@@ -355,7 +356,7 @@ impl fmt::Display for Platform {
         if self.os.is_empty() {
             return f.write_str("unknown");
         }
-        f.write_str(&join_path(&[&self.os, &self.architecture, &self.variant]))
+        f.write_str(&path::join(&[&self.os, &self.architecture, &self.variant]))
     }
 }
 
@@ -817,16 +818,6 @@ fn encode_os_option(value: &str) -> String {
         }
     }
     out
-}
-
-/// Joins path elements with `/`, leaving out empty ones (Go's `path.Join` on clean input).
-fn join_path(elements: &[&str]) -> String {
-    elements
-        .iter()
-        .filter(|e| !e.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 fn normalize_os(os: &str) -> String {

@@ -58,16 +58,6 @@ fn tables() -> Tables {
     serde_json::from_str(&text).expect("tests/data/platforms.json is valid")
 }
 
-/// Go's `path.Join` for the clean elements the tables use.
-fn join(elements: &[String]) -> String {
-    elements
-        .iter()
-        .filter(|e| !e.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 fn assert_no_failures(what: &str, failures: &[String]) {
     assert!(
         failures.is_empty(),
@@ -102,7 +92,7 @@ fn check_parse(case: &ParseCase) -> Vec<String> {
             p.to_string()
         }
     };
-    let want = join(&case.formatted);
+    let want = kiln_gostd::path::join(&case.formatted);
     let formatted = format(&parsed);
     if formatted != want {
         failures.push(format!(

@@ -1,7 +1,7 @@
 //! The lexer's error type. Messages follow BuildKit's word for word, so that users see the
 //! same text as with `docker build`.
 
-use crate::chars::go_quote;
+use kiln_gostd::strconv::quote as go_quote;
 
 /// Expansion of a word failed.
 ///

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::chars::{is_digit, is_letter, is_space};
+use kiln_gostd::unicode::{is_digit, is_letter, is_space};
+
 use crate::env::EnvGetter;
 use crate::error::{ShellError, ShellErrorKind};
 use crate::pattern;

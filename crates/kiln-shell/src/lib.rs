@@ -40,7 +40,6 @@
 //!   `["abc"]` (the single-word result is the same either way);
 //! * substitutions may nest at most [`MAX_NESTING`] levels deep (upstream has no limit).
 
-mod chars;
 mod env;
 mod error;
 mod lexer;

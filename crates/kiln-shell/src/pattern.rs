@@ -10,6 +10,7 @@
 //! regular-expression engine searches leftmost, so, as upstream does, both the pattern and
 //! the value are reversed and a prefix is removed instead.
 
+use kiln_gostd::unicode::{is_digit, is_letter};
 use regex::Regex;
 
 use crate::scanner::{Scanner, char_or_eof};
@@ -194,7 +195,7 @@ fn extract_group_name(s: &str) -> Option<(&str, &str)> {
     };
     let len: usize = body
         .chars()
-        .take_while(|&c| crate::chars::is_letter(c) || crate::chars::is_digit(c) || c == '_')
+        .take_while(|&c| is_letter(c) || is_digit(c) || c == '_')
         .map(char::len_utf8)
         .sum();
     if len == 0 {

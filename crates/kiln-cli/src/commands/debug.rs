@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 pub(crate) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut buf).context("reading stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .context("reading stdin")?;
         Ok(buf)
     } else {
         std::fs::read(path).with_context(|| format!("reading {}", path.display()))
@@ -36,12 +39,22 @@ pub fn parse_dockerfile(args: &ParseDockerfileArgs) -> anyhow::Result<()> {
     let source = read_input(&args.file)?;
     let name = display_name(&args.file);
     let df = kiln_dockerfile_parser::parse(&source).map_err(|e| {
-        Rendered(source_context::render(&name, &source, e.line, e.line, &e.message))
+        Rendered(source_context::render(
+            &name, &source, e.line, e.line, &e.message,
+        ))
     })?;
     let mut stderr = std::io::stderr().lock();
     for w in &df.warnings {
-        let rule = w.rule.as_deref().map(|r| format!("{r}: ")).unwrap_or_default();
-        writeln!(stderr, "WARNING: {rule}{} ({name}:{})", w.short, w.lines.start)?;
+        let rule = w
+            .rule
+            .as_deref()
+            .map(|r| format!("{r}: "))
+            .unwrap_or_default();
+        writeln!(
+            stderr,
+            "WARNING: {rule}{} ({name}:{})",
+            w.short, w.lines.start
+        )?;
     }
     std::io::stdout()
         .lock()
@@ -69,7 +82,9 @@ pub fn dump_llb(args: &DumpLlbArgs) -> anyhow::Result<()> {
     ))
     .map_err(|e| {
         let (start, end) = e.lines.first().map(|l| (l.start, l.end)).unwrap_or((0, 0));
-        Rendered(source_context::render(&name, &source, start, end, &e.message))
+        Rendered(source_context::render(
+            &name, &source, start, end, &e.message,
+        ))
     })?;
 
     let mut stderr = std::io::stderr().lock();
@@ -77,7 +92,12 @@ pub fn dump_llb(args: &DumpLlbArgs) -> anyhow::Result<()> {
         writeln!(
             stderr,
             "note: base images are not resolved by dump-llb (no registry access): {}",
-            converted.base_images.iter().map(|b| b.reference.as_str()).collect::<Vec<_>>().join(", ")
+            converted
+                .base_images
+                .iter()
+                .map(|b| b.reference.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
     }
     print_warnings(&mut stderr, &name, &converted.warnings)?;
@@ -107,14 +127,22 @@ pub(crate) fn print_warnings(
     let s = if warnings.len() == 1 { "" } else { "s" };
     writeln!(out, "{} warning{s} found:", warnings.len())?;
     for w in warnings {
-        writeln!(out, " - {}: {} ({name}:{})", w.rule, w.message, w.lines.start)?;
+        writeln!(
+            out,
+            " - {}: {} ({name}:{})",
+            w.rule, w.message, w.lines.start
+        )?;
     }
     Ok(())
 }
 
 /// The converter options for `dump-llb`'s flags, as buildx turns `build` flags into frontend
 /// attributes.
-fn convert_options(args: &DumpLlbArgs, dockerfile: &Path, name: &str) -> anyhow::Result<ConvertOptions> {
+fn convert_options(
+    args: &DumpLlbArgs,
+    dockerfile: &Path,
+    name: &str,
+) -> anyhow::Result<ConvertOptions> {
     let mut build_args = BTreeMap::new();
     for kv in &args.build_args {
         match kv.split_once('=') {
@@ -178,9 +206,12 @@ fn convert_options(args: &DumpLlbArgs, dockerfile: &Path, name: &str) -> anyhow:
 
 /// The `.dockerignore` patterns of a context (or the Dockerfile's own ignore file).
 fn read_dockerignore(context: &Path, dockerfile: Option<&Path>) -> anyhow::Result<Vec<String>> {
-    let Some(path) = kiln_dockerignore::ignore_file_for(context, dockerfile.unwrap_or(Path::new(""))) else {
+    let Some(path) =
+        kiln_dockerignore::ignore_file_for(context, dockerfile.unwrap_or(Path::new("")))
+    else {
         return Ok(Vec::new());
     };
     let content = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    kiln_dockerignore::read_ignore_file(&content).with_context(|| format!("reading {}", path.display()))
+    kiln_dockerignore::read_ignore_file(&content)
+        .with_context(|| format!("reading {}", path.display()))
 }

@@ -4,11 +4,11 @@
 use std::net::IpAddr;
 
 use kiln_dockerfile_parser::LineRange;
+use kiln_gostd::strconv::quote;
 
 use super::Linter;
 use super::rules::{self, messages};
 use crate::error::Error;
-use crate::goquote::quote;
 
 /// Turns expanded `EXPOSE` ports (`[ip:][host:]port[-end][/proto]`) into the image config's
 /// `port/proto` entries, running the two `EXPOSE` checks on each.

@@ -17,9 +17,9 @@ pub use expose::parse_expose_ports;
 pub use rules::Rule;
 
 use kiln_dockerfile_parser::{Directive, LineRange};
+use kiln_gostd::strconv::quote;
 
 use crate::error::Error;
-use crate::goquote::quote;
 use crate::mount::parse_go_bool;
 
 /// Which rules run and whether warnings fail the build, from the `# check=` directive or the

@@ -1,6 +1,6 @@
 //! The build-check rules and their messages, as in BuildKit's `linter/ruleset.go`.
 
-use crate::goquote::quote;
+use kiln_gostd::strconv::quote;
 
 /// A build-check rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use kiln_oci::Platform;
+use kiln_oci::{Digest, Platform};
 
 use super::exec::{ExecNode, exec_caps};
 use super::file::{Chown, ChownUser, CopyMode, FileNode, FileStep};
@@ -13,7 +13,6 @@ use super::paths;
 use super::source::{attr, caps};
 use super::state::{Constraints, Node, NodeKind, Output, SourceLocation, SourceMap, State};
 use crate::definition::{Definition, Location, OpMetadata, Range, Source, SourceInfo};
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::ops::*;
 

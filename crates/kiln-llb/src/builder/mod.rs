@@ -4,7 +4,6 @@
 mod exec;
 mod file;
 mod gitutil;
-mod gojson;
 mod marshal;
 mod paths;
 mod reference;

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kiln_oci::Digest;
+
 use super::gitutil::{self, GitUrlError};
-use super::gojson;
 use super::reference::normalize_image_ref;
 use super::state::{Constraints, Node, NodeKind, Output, State, VertexOpts};
-use crate::digest::Digest;
 use crate::error::Error;
 
 /// Source attribute keys (`solver/pb/attr.go`).
@@ -306,21 +306,21 @@ impl State {
         if !opts.include_patterns.is_empty() {
             attrs.insert(
                 attr::LOCAL_INCLUDE_PATTERNS.to_string(),
-                gojson::string_array(&opts.include_patterns),
+                kiln_gostd::json::marshal_strings(&opts.include_patterns),
             );
             c.add_cap(caps::SOURCE_LOCAL_INCLUDE_PATTERNS);
         }
         if !opts.follow_paths.is_empty() {
             attrs.insert(
                 attr::LOCAL_FOLLOW_PATHS.to_string(),
-                gojson::string_array(&opts.follow_paths),
+                kiln_gostd::json::marshal_strings(&opts.follow_paths),
             );
             c.add_cap(caps::SOURCE_LOCAL_FOLLOW_PATHS);
         }
         if !opts.exclude_patterns.is_empty() {
             attrs.insert(
                 attr::LOCAL_EXCLUDE_PATTERNS.to_string(),
-                gojson::string_array(&opts.exclude_patterns),
+                kiln_gostd::json::marshal_strings(&opts.exclude_patterns),
             );
             c.add_cap(caps::SOURCE_LOCAL_EXCLUDE_PATTERNS);
         }

@@ -9,13 +9,12 @@ mod gopb;
 use std::collections::BTreeMap;
 
 use bollard_buildkit_proto::pb;
-use kiln_oci::Platform;
+use kiln_oci::{Digest, Platform};
 use prost::Message;
 
 use crate::definition::{
     Definition, Location, OpMetadata, Position, ProgressGroup, Range, Source, SourceInfo,
 };
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::ops::*;
 
@@ -105,7 +104,13 @@ impl OpMetadata {
 }
 
 fn parse_digest(what: &str, value: &str) -> Result<Digest, Error> {
-    Digest::parse(value).map_err(|e| Error::invalid(what, e.to_string()))
+    Digest::parse(value).map_err(|reason| {
+        let error = Error::InvalidDigest {
+            value: value.to_string(),
+            reason,
+        };
+        Error::invalid(what, error.to_string())
+    })
 }
 
 // ---- platform -------------------------------------------------------------------------------
