@@ -3,9 +3,11 @@
 # Idempotent: installs only what is missing. Sourced by scripts/demo.sh and scripts/test.sh.
 set -euo pipefail
 
-# Debian packages the build and the tests use. The frontend needs none beyond a C compiler
-# (for a few -sys crates); the engine issues add runc, docker.io, docker-registry, skopeo, ...
-APT_PACKAGES=(gcc pkg-config ca-certificates)
+# Debian packages the build and the tests use: a C compiler for a few -sys crates; OCI runtimes
+# for RUN steps; a real registry, busybox-static (test base images), skopeo and umoci (to check
+# outputs with tools kiln did not write), and the archivers and git that ADD and contexts use.
+APT_PACKAGES=(gcc pkg-config ca-certificates runc crun docker-registry busybox-static skopeo umoci
+  xz-utils bzip2 zstd git)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

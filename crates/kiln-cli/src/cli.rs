@@ -15,6 +15,9 @@ pub struct Cli {
 /// kiln's top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a build.
+    #[command(alias = "b")]
+    Build(Box<BuildArgs>),
     /// Tools for looking inside kiln: parse trees and LLB graphs.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -70,5 +73,60 @@ pub struct DumpLlbArgs {
     #[arg(long = "image-config")]
     pub image_config: bool,
     /// The build context directory.
+    pub context: PathBuf,
+}
+
+/// Arguments of `kiln build` (the flags of `docker buildx build`).
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name of the Dockerfile (default: `PATH/Dockerfile`; `-` reads it from stdin).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Name and optionally a tag (format: `name:tag`).
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set build-time variables.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Additional build contexts (e.g., name=path).
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Set metadata for an image.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Set target platform for build.
+    #[arg(long)]
+    pub platform: Vec<String>,
+    /// Do not use cache when building the image.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Do not cache specified stages.
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Always attempt to pull all referenced images.
+    #[arg(long)]
+    pub pull: bool,
+    /// Set type of progress output (`auto`, `plain`, `tty`, `rawjson`, `quiet`).
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Suppress the build output and print the result on success.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image ID to a file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Write build result metadata to a file.
+    #[arg(long = "metadata-file")]
+    pub metadata_file: Option<PathBuf>,
+    /// Output destination (format: `type=local,dest=path`).
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
+    /// The directory holding kiln's state (default: `/var/lib/kiln` for root).
+    #[arg(long = "root", env = "KILN_ROOT", hide = true)]
+    pub root: Option<PathBuf>,
+    /// The build context: a directory, or `-` to read a Dockerfile from stdin with no context.
     pub context: PathBuf,
 }

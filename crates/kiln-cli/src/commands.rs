@@ -1,12 +1,14 @@
 //! One function per command.
 
-mod debug;
+mod build;
+pub(crate) mod debug;
 
 use crate::cli::{Cli, Command, DebugCommand};
 
 /// Runs the command the user asked for.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Build(args) => build::build(&args),
         Command::Debug(DebugCommand::ParseDockerfile(args)) => debug::parse_dockerfile(&args),
         Command::Debug(DebugCommand::DumpLlb(args)) => debug::dump_llb(&args),
         Command::Version => {

@@ -18,6 +18,19 @@ impl std::fmt::Display for Rendered {
 
 impl std::error::Error for Rendered {}
 
+/// A usage error found after argument parsing (a bad `--output` value, conflicting flags):
+/// exit code 2, as clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// Runs the command and maps its outcome to an exit code.
 pub fn run(f: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match f() {
@@ -29,6 +42,9 @@ pub fn run(f: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
             let mut stderr = std::io::stderr().lock();
             if let Some(rendered) = err.downcast_ref::<Rendered>() {
                 let _ = write!(stderr, "{rendered}");
+            } else if let Some(usage) = err.downcast_ref::<UsageError>() {
+                let _ = writeln!(stderr, "ERROR: {usage}");
+                return ExitCode::from(2);
             } else {
                 let _ = writeln!(stderr, "ERROR: {err:#}");
             }

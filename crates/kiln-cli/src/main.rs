@@ -8,6 +8,8 @@
 mod cli;
 mod commands;
 mod exit;
+mod inputs;
+mod outputs;
 mod source_context;
 
 use clap::Parser;

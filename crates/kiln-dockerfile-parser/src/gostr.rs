@@ -1,15 +1,14 @@
 //! String helpers for the Go behaviours BuildKit's parser relies on.
 //!
-//! The Go standard-library functions (`unicode.IsSpace`, `IsLetter`, `IsDigit`,
-//! `strings.ToLower`, `strings.TrimSpace`, `strconv.Quote`) come from `kiln-gostd` and are
-//! re-exported here under the names the parser uses; this module adds the character classes of
-//! upstream's own regular expressions and byte loops. The parser's output is compared byte for
-//! byte with upstream's, so these follow Go's definitions rather than Rust's where the two
-//! differ.
+//! The Go standard-library functions (`unicode.IsSpace`, `strings.ToLower`,
+//! `strings.TrimSpace`, `strconv.Quote`) come from `kiln-gostd` and are re-exported here under
+//! the names the parser uses; this module adds the character classes of upstream's own regular
+//! expressions and byte loops. The parser's output is compared byte for byte with upstream's,
+//! so these follow Go's definitions rather than Rust's where the two differ.
 
 pub(crate) use kiln_gostd::strconv::quote;
 pub(crate) use kiln_gostd::strings::{to_lower, trim_space};
-pub(crate) use kiln_gostd::unicode::{is_digit, is_letter, is_space};
+pub(crate) use kiln_gostd::unicode::is_space;
 
 /// Go's `unicode.IsSpace(rune(b))` applied to a single byte, as BuildKit does when it walks a
 /// string byte by byte (flag extraction, `HEALTHCHECK`): the byte is read as a Latin-1 code

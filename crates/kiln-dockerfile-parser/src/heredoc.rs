@@ -1,9 +1,25 @@
 //! Heredoc words (`<<EOF`, `<<-'EOF'`, `3<<EOF`) and heredoc bodies.
 
+use kiln_shell::{Lexer, ShellError};
+
 use crate::ast::Heredoc;
 use crate::error::ParseError;
 use crate::gostr::is_regex_space;
-use crate::shlex::process_words;
+
+/// Upstream's parser lexes with an empty environment and `SkipUnsetEnv`, so that every
+/// variable reference stays as written.
+const NO_VARIABLES: &[(String, String)] = &[];
+
+/// Splits `text` into shell words the way upstream's parser does when it looks for heredocs:
+/// escape character `\` (whatever the escape directive says), unset variables kept as written,
+/// quotes and escapes kept or removed as asked.
+fn shell_words(text: &str, raw_quotes: bool, raw_escapes: bool) -> Result<Vec<String>, ShellError> {
+    let mut lexer = Lexer::new('\\');
+    lexer.raw_quotes = raw_quotes;
+    lexer.raw_escapes = raw_escapes;
+    lexer.skip_unset_env = true;
+    lexer.process_words(text, &NO_VARIABLES)
+}
 
 /// Parses one shell word as a heredoc marker (upstream `ParseHeredoc`).
 ///
@@ -36,12 +52,12 @@ pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, ParseError> {
         digits.parse::<u32>().unwrap_or(u32::MAX)
     };
 
-    let lex_error = |message: String| ParseError::new(0, message);
-    let words = process_words(rest, false, false).map_err(lex_error)?;
+    let lex_error = |error: ShellError| ParseError::new(0, error.to_string());
+    let words = shell_words(rest, false, false).map_err(lex_error)?;
     let [name] = words.as_slice() else {
         return Ok(None);
     };
-    let raw_words = process_words(rest, true, false).map_err(lex_error)?;
+    let raw_words = shell_words(rest, true, false).map_err(lex_error)?;
     let [raw_name] = raw_words.as_slice() else {
         return Err(ParseError::new(
             0,
@@ -67,7 +83,7 @@ pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, ParseError> {
 /// anywhere), it has no heredocs. The escape character is always `\` here, whatever the escape
 /// directive says, as upstream does.
 pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ParseError> {
-    let Ok(words) = process_words(line, true, true) else {
+    let Ok(words) = shell_words(line, true, true) else {
         return Ok(Vec::new());
     };
     let mut heredocs = Vec::new();

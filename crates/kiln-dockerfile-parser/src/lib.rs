@@ -14,7 +14,8 @@
 //! What it does not know: what instructions mean. Keywords are not validated here (an unknown
 //! keyword is a node like any other), variables are not expanded, flags are not interpreted.
 //! That is the job of `kiln-dockerfile`. It does no IO and depends on no other kiln crate but
-//! `kiln-gostd` (Go's `strconv.Quote` and `unicode` classes).
+//! `kiln-gostd` (Go's `strconv.Quote` and `unicode` classes) and `kiln-shell`, whose word
+//! lexer finds heredoc markers, as upstream's parser uses its `shell` package for that.
 //!
 //! Why: keeping the parser a pure function of its input, with line ranges on every node,
 //! makes it easy to test against upstream's own test vectors and to fuzz, and lets every
@@ -58,8 +59,16 @@
 //! Two bounds exist that upstream does not have, because Rust code recursing on input would
 //! otherwise exhaust its stack: `ONBUILD` instructions nest at most 64 deep (`ONBUILD ONBUILD
 //! ...`, which upstream's later stages reject anyway), and the shell lexer that finds heredoc
-//! words gives up on `${...}` substitutions nested more than 200 deep (a line is then taken
-//! to have no heredocs).
+//! words gives up on `${...}` substitutions nested more than [`kiln_shell::MAX_NESTING`] deep
+//! (a line is then taken to have no heredocs).
+//!
+//! One difference comes from `kiln-shell` on purpose: upstream's lexer shares one word buffer
+//! between nested `${...}` levels, so a word loses whatever came before a `${name<modifier>...}`
+//! substitution in it. Upstream therefore finds no heredoc in `RUN <<${X:-EOF}` or
+//! `RUN <<E${X:-OF}` (the word no longer starts with `<<`), while kiln finds one named
+//! `${X:-EOF}` or `E${X:-OF}`; and when such a name holds an unbalanced quote once its
+//! escapes are processed (`RUN <<${x:-\'}`), kiln reports an error where upstream sees a plain
+//! `RUN`. No heredoc name in upstream's test vectors contains such a substitution.
 
 mod ast;
 mod directives;
@@ -70,7 +79,6 @@ mod heredoc;
 mod json;
 mod line_parsers;
 mod parser;
-mod shlex;
 mod words;
 
 pub use ast::*;

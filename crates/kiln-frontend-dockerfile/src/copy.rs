@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use kiln_dockerfile::linter::rules::{self, messages};
 use kiln_dockerfile::{Command, SourcesAndDest};
+use kiln_llb::builder::paths::normalize as normalize_path;
 use kiln_llb::{
     Chown, CopyInfo, CopyMode, Digest, FileActions, GitOpts, HttpOpts, MkfileOpts, ProgressGroup,
     State, VertexOpts,
@@ -500,28 +501,6 @@ fn at_or_below(path: &str, base: &str) -> bool {
         || path
             .strip_prefix(base)
             .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// BuildKit's `system.NormalizePath` for Linux: a relative path is joined onto `parent`; the
-/// result is clean, and with `keep_slash` a trailing `/` or `/.` of the input is kept.
-fn normalize_path(parent: &str, p: &str, keep_slash: bool) -> String {
-    let parent = if parent.is_empty() { "/" } else { parent };
-    let mut out = if p.starts_with('/') {
-        clean_path(p)
-    } else {
-        clean_path(&format!("{parent}/{p}"))
-    };
-    if keep_slash {
-        if p.ends_with('/') && !out.ends_with('/') {
-            out.push('/');
-        } else if p.ends_with("/.") {
-            if out != "/" {
-                out.push('/');
-            }
-            out.push('.');
-        }
-    }
-    out
 }
 
 /// The destination of a copy (BuildKit's `pathRelativeToWorkingDir`): absolute paths as they

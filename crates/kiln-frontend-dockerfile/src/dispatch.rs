@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use kiln_dockerfile::linter::checks;
 use kiln_dockerfile::linter::rules::{self, messages};
 use kiln_dockerfile::{Command, ShellDependantCmdLine};
+use kiln_gostd::time::format_duration;
 use kiln_llb::{Chown, FileActions, MkdirOpts, VertexOpts};
 use kiln_oci::{EmptyObject, History};
 use kiln_shell::Lexer;
@@ -13,7 +14,7 @@ use kiln_shell::Lexer;
 use crate::args::{NON_ENV_ARGS, env_get};
 use crate::convert::Ctx;
 use crate::error::ConvertError;
-use crate::names::{self, go_duration, go_plain_slice, go_quoted_slice};
+use crate::names::{self, go_plain_slice, go_quoted_slice};
 use crate::stage::{StageCommand, StageState};
 
 /// The comment BuildKit puts on every history entry it writes.
@@ -178,10 +179,10 @@ impl Ctx<'_> {
                 let msg = format!(
                     "HEALTHCHECK {{Test:{} Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
                     go_plain_slice(&config.test),
-                    go_duration(h.interval),
-                    go_duration(h.timeout),
-                    go_duration(h.start_period),
-                    go_duration(h.start_interval),
+                    format_duration(duration_nanos(h.interval)),
+                    format_duration(duration_nanos(h.timeout)),
+                    format_duration(duration_nanos(h.start_period)),
+                    format_duration(duration_nanos(h.start_interval)),
                     h.retries
                 );
                 ds.image.config.healthcheck = Some(config);

@@ -1,7 +1,5 @@
 //! Progress names (`[build 2/5] RUN make`) and the Go formatting BuildKit uses in history
-//! entries (`%q` and `%v` of string slices, Go durations).
-
-use std::time::Duration;
+//! entries (`%q` and `%v` of string slices; Go durations come from `kiln_gostd::time`).
 
 use kiln_oci::Platform;
 
@@ -114,66 +112,9 @@ pub(crate) fn go_plain_slice(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-/// Go's `time.Duration.String()`: `0s`, `1.5s`, `1m30s`, `500ms`, `2h0m0s`.
-pub(crate) fn go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".to_string();
-    }
-    if nanos < 1_000_000_000 {
-        // Sub-second durations use the largest unit that keeps an integer part.
-        let (unit, div) = if nanos < 1_000 {
-            ("ns", 1)
-        } else if nanos < 1_000_000 {
-            ("µs", 1_000)
-        } else {
-            ("ms", 1_000_000)
-        };
-        return format!("{}{unit}", fraction(nanos, div));
-    }
-    let total_secs = nanos / 1_000_000_000;
-    let hours = total_secs / 3600;
-    let minutes = (total_secs % 3600) / 60;
-    let secs_nanos = nanos - (hours * 3600 + minutes * 60) * 1_000_000_000;
-    let secs = fraction(secs_nanos, 1_000_000_000);
-    if hours > 0 {
-        format!("{hours}h{minutes}m{secs}s")
-    } else if minutes > 0 {
-        format!("{minutes}m{secs}s")
-    } else {
-        format!("{secs}s")
-    }
-}
-
-/// `value / div` printed with the fractional digits Go keeps (trailing zeros removed).
-fn fraction(value: u128, div: u128) -> String {
-    let int = value / div;
-    let rem = value % div;
-    if rem == 0 {
-        return int.to_string();
-    }
-    let digits = div.to_string().len() - 1;
-    let frac = format!("{rem:0digits$}");
-    format!("{int}.{}", frac.trim_end_matches('0'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        let check = |d: Duration, want: &str| assert_eq!(go_duration(d), want, "{d:?}");
-        check(Duration::ZERO, "0s");
-        check(Duration::from_secs(30), "30s");
-        check(Duration::from_secs(90), "1m30s");
-        check(Duration::from_secs(7200), "2h0m0s");
-        check(Duration::from_millis(1500), "1.5s");
-        check(Duration::from_millis(500), "500ms");
-        check(Duration::from_micros(1), "1µs");
-        check(Duration::from_nanos(1_500), "1.5µs");
-        check(Duration::from_secs(3661), "1h1m1s");
-    }
 
     #[test]
     fn go_slices() {

@@ -84,7 +84,9 @@ impl Lexer {
     /// Words are separated by unquoted whitespace, including whitespace that comes from the
     /// value of an unquoted variable (`ENV x="a b"` makes `$x` two words, `"$x"` one).
     /// Escaped whitespace (`a\ b`) does not separate. An empty quoted string (`""`) does not
-    /// make a word of its own.
+    /// make a word of its own. An unquoted `<<` keeps the blanks that follow it in its word
+    /// (`<<  EOF` is one word), as upstream does so that its Dockerfile parser can find heredoc
+    /// markers written with a space.
     ///
     /// Each `${…}` level collects its words separately. Upstream's current code shares one
     /// buffer between the levels, so that there `a${x:-b}c` splits to `["bc"]`; kiln gives
@@ -201,6 +203,10 @@ impl Processor<'_> {
                 let value = self.process_dollar()?;
                 result.push_str(&value);
                 words.add_string(&value);
+            } else if c == '<' {
+                let value = self.process_possible_heredoc();
+                result.push_str(&value);
+                words.add_raw_string(&value);
             } else if quotes && c == '\'' {
                 let value = self.process_single_quote()?;
                 result.push_str(&value);
@@ -432,6 +438,27 @@ impl Processor<'_> {
             Err(_) if self.scanner.peek().is_none() => Err(at_end),
             Err(e) => Err(e),
         }
+    }
+
+    /// `<`, starting at it. A lone `<` is an ordinary character; `<<` takes the blanks (space,
+    /// tab, CR, LF) that follow it into the same word, so that a heredoc marker written
+    /// `<< EOF` stays one word. Nothing is removed, so this only changes how words split.
+    fn process_possible_heredoc(&mut self) -> String {
+        self.scanner.next();
+        if self.scanner.peek() != Some('<') {
+            return "<".to_owned();
+        }
+        self.scanner.next();
+        let mut value = "<<".to_owned();
+        while let Some(c) = self
+            .scanner
+            .peek()
+            .filter(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+        {
+            self.scanner.next();
+            value.push(c);
+        }
+        value
     }
 
     /// Reads a variable name: a run of digits (a positional parameter), one special

@@ -17,7 +17,9 @@
 //!   and `${v/p/r}` `${v//p/r}` with the wildcards `*` and `?` (upstream has no bracket
 //!   expressions, so `[` is literal), and the errors upstream gives for everything else;
 //! * splitting into words ([`Lexer::process_words`]) on unquoted whitespace, including
-//!   whitespace that comes out of an unquoted variable;
+//!   whitespace that comes out of an unquoted variable, except the blanks right after an
+//!   unquoted `<<`, which stay in its word (`<<  EOF` is one word, so that the Dockerfile
+//!   parser finds heredoc markers written with a space);
 //! * the modes the instruction layer needs: keeping quotes or escapes in the output, leaving
 //!   unset variables as written (used to find heredoc names and to detect undefined
 //!   variables), and not treating quotes specially (heredoc bodies). It also reports which

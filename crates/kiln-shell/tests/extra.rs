@@ -156,6 +156,31 @@ fn modes() {
     );
 }
 
+/// An unquoted `<<` keeps the blanks after it in its word; a lone `<`, a quoted or escaped
+/// `<<` and the blanks inside `${…}` do not. `process_word` is unaffected (nothing is removed).
+#[test]
+fn heredoc_markers() {
+    let lexer = Lexer::new('\\');
+    let inputs = [
+        "RUN <<  EOF x",
+        "a <<\tb",
+        "<<- EOF",
+        "3<< EOF",
+        "a < b",
+        "a<<",
+        "a<< ",
+        "<<\u{b}EOF",
+        "\"<< a\" b",
+        "'<< a' b",
+        "\\<< a",
+        "<\\< a",
+        "${UNSET:-<< a} b",
+        "<<$PWD x",
+    ];
+    insta::assert_json_snapshot!("heredoc_markers_words", run(&lexer, true, &inputs));
+    insta::assert_json_snapshot!("heredoc_markers_word", run(&lexer, false, &inputs));
+}
+
 #[test]
 fn pattern_operations() {
     let lexer = Lexer::new('\\');

@@ -4,8 +4,6 @@ use crate::cli::{DumpLlbArgs, ParseDockerfileArgs};
 use crate::exit::Rendered;
 use crate::source_context;
 use anyhow::Context as _;
-use kiln_frontend_dockerfile::{ConvertOptions, NamedContext, NoCache};
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -74,7 +72,22 @@ pub fn dump_llb(args: &DumpLlbArgs) -> anyhow::Result<()> {
     };
     let source = read_input(&dockerfile_path)?;
     let name = display_name(&dockerfile_path);
-    let opts = convert_options(args, &dockerfile_path, &name)?;
+    let opts = crate::inputs::convert_options(
+        &crate::inputs::BuildInputs {
+            context: &args.context,
+            dockerfile: &dockerfile_path,
+            name: &name,
+            target: args.target.as_deref(),
+            build_args: &args.build_args,
+            labels: &args.labels,
+            build_contexts: &args.build_contexts,
+            platform: args.platform.as_deref(),
+            no_cache: args.no_cache,
+            no_cache_filter: &args.no_cache_filter,
+            pull: false,
+        },
+        DEBUG_SESSION_ID,
+    )?;
     let converted = futures::executor::block_on(kiln_frontend_dockerfile::convert(
         &source,
         &opts,
@@ -134,84 +147,4 @@ pub(crate) fn print_warnings(
         )?;
     }
     Ok(())
-}
-
-/// The converter options for `dump-llb`'s flags, as buildx turns `build` flags into frontend
-/// attributes.
-fn convert_options(
-    args: &DumpLlbArgs,
-    dockerfile: &Path,
-    name: &str,
-) -> anyhow::Result<ConvertOptions> {
-    let mut build_args = BTreeMap::new();
-    for kv in &args.build_args {
-        match kv.split_once('=') {
-            Some((k, v)) => {
-                build_args.insert(k.to_string(), v.to_string());
-            }
-            // `--build-arg KEY` takes the value from the environment, and is dropped when unset.
-            None => {
-                if let Ok(v) = std::env::var(kv) {
-                    build_args.insert(kv.clone(), v);
-                }
-            }
-        }
-    }
-    let mut labels = BTreeMap::new();
-    for kv in &args.labels {
-        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-        labels.insert(k.to_string(), v.to_string());
-    }
-    let target_platform = match &args.platform {
-        None => None,
-        Some(p) if p.contains(',') => {
-            anyhow::bail!("dump-llb converts for one platform at a time: {p:?} names several")
-        }
-        Some(p) => Some(
-            kiln_oci::Platform::parse(p).with_context(|| format!("invalid --platform {p:?}"))?,
-        ),
-    };
-    let mut named_contexts = BTreeMap::new();
-    for kv in &args.build_contexts {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("invalid --build-context {kv:?}: expected NAME=VALUE"))?;
-        let mut ctx = NamedContext::parse(v, k).map_err(|e| anyhow::anyhow!(e))?;
-        if let NamedContext::Local { excludes, .. } = &mut ctx {
-            *excludes = read_dockerignore(Path::new(v), None)?;
-        }
-        named_contexts.insert(k.to_string(), ctx);
-    }
-    let no_cache = if args.no_cache {
-        NoCache::All
-    } else if !args.no_cache_filter.is_empty() {
-        NoCache::Stages(args.no_cache_filter.clone())
-    } else {
-        NoCache::None
-    };
-    let dockerfile_for_ignore = (dockerfile.as_os_str() != "-").then_some(dockerfile);
-    Ok(ConvertOptions {
-        dockerfile_name: name.to_string(),
-        target: args.target.clone(),
-        build_args,
-        labels,
-        target_platform,
-        named_contexts,
-        no_cache,
-        session_id: DEBUG_SESSION_ID.to_string(),
-        context_excludes: read_dockerignore(&args.context, dockerfile_for_ignore)?,
-        ..ConvertOptions::default()
-    })
-}
-
-/// The `.dockerignore` patterns of a context (or the Dockerfile's own ignore file).
-fn read_dockerignore(context: &Path, dockerfile: Option<&Path>) -> anyhow::Result<Vec<String>> {
-    let Some(path) =
-        kiln_dockerignore::ignore_file_for(context, dockerfile.unwrap_or(Path::new("")))
-    else {
-        return Ok(Vec::new());
-    };
-    let content = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    kiln_dockerignore::read_ignore_file(&content)
-        .with_context(|| format!("reading {}", path.display()))
 }

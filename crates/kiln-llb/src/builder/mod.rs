@@ -5,7 +5,7 @@ mod exec;
 mod file;
 mod gitutil;
 mod marshal;
-mod paths;
+pub mod paths;
 mod reference;
 mod source;
 mod state;

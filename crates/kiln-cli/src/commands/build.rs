@@ -1,0 +1,392 @@
+//! `kiln build`: a Dockerfile built on the embedded builder, exported as files or a tarball.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use kiln_frontend_dockerfile::{ImageResolver, ResolveError, ResolvedImage};
+use kiln_progress::{Event, ProgressSink};
+use kiln_progressui::{Printer, PrinterOptions, ProgressMode, SystemClock};
+use kiln_worker::{LocalDir, Worker, WorkerOptions};
+
+use crate::cli::BuildArgs;
+use crate::commands::debug::{display_name, read_input};
+use crate::exit::{Rendered, UsageError};
+use crate::outputs::{Output, parse_output};
+use crate::source_context;
+
+/// The default state directory of the embedded builder.
+fn default_root() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/kiln");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("kiln")
+}
+
+/// A session id for this build (local sources carry it; their cache keys do not).
+fn session_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("kiln-{}-{nanos:x}", std::process::id())
+}
+
+/// `kiln build [OPTIONS] CONTEXT`.
+pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(UsageError)?;
+    if args.iidfile.is_some() || args.metadata_file.is_some() {
+        return Err(UsageError(
+            "--iidfile and --metadata-file describe an image, and kiln cannot export images yet (use -o type=local or type=tar)".to_string(),
+        )
+        .into());
+    }
+    if !args.tags.is_empty() {
+        return Err(UsageError("-t/--tag names an image, and kiln cannot export images yet (use -o type=local or type=tar)".to_string()).into());
+    }
+    if args.platform.len() > 1 || args.platform.iter().any(|p| p.contains(',')) {
+        return Err(UsageError(
+            "building for several platforms at once is not supported by kiln yet".to_string(),
+        )
+        .into());
+    }
+    let tar_to_stdout = outputs
+        .iter()
+        .any(|o| matches!(o, Output::Tar { dest: None }));
+    if tar_to_stdout && std::io::stdout().is_terminal() {
+        return Err(UsageError(
+            "refusing to write a tarball to a terminal: redirect stdout or use dest=FILE"
+                .to_string(),
+        )
+        .into());
+    }
+
+    // The context and the Dockerfile.
+    let stdin_context = args.context.as_os_str() == "-";
+    let empty_context = tempfile::tempdir().context("creating an empty context")?;
+    let context_dir: PathBuf = if stdin_context {
+        empty_context.path().to_path_buf()
+    } else {
+        args.context.clone()
+    };
+    if !stdin_context && !context_dir.is_dir() {
+        anyhow::bail!(
+            "unable to prepare context: path {:?} not found",
+            args.context.display().to_string()
+        );
+    }
+    let dockerfile_path: PathBuf = match (&args.file, stdin_context) {
+        (Some(f), _) => f.clone(),
+        (None, true) => PathBuf::from("-"),
+        (None, false) => context_dir.join("Dockerfile"),
+    };
+    let source = read_input(&dockerfile_path)?;
+    let name = display_name(&dockerfile_path);
+    let opts = crate::inputs::convert_options(
+        &crate::inputs::BuildInputs {
+            context: &context_dir,
+            dockerfile: &dockerfile_path,
+            name: &name,
+            target: args.target.as_deref(),
+            build_args: &args.build_args,
+            labels: &args.labels,
+            build_contexts: &args.build_contexts,
+            platform: args.platform.first().map(String::as_str),
+            no_cache: args.no_cache,
+            no_cache_filter: &args.no_cache_filter,
+            pull: args.pull,
+        },
+        &session_id(),
+    )?;
+    let mut locals = BTreeMap::new();
+    locals.insert(
+        "context".to_string(),
+        LocalDir {
+            path: context_dir.clone(),
+        },
+    );
+    for (k, v) in &opts.named_contexts {
+        if let kiln_frontend_dockerfile::NamedContext::Local { name, .. } = v {
+            let dir = args
+                .build_contexts
+                .iter()
+                .find_map(|kv| {
+                    kv.split_once('=')
+                        .filter(|(n, _)| n == k)
+                        .map(|(_, p)| PathBuf::from(p))
+                })
+                .unwrap_or_default();
+            locals.insert(name.clone(), LocalDir { path: dir });
+        }
+    }
+
+    // Progress.
+    let mode: ProgressMode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress
+            .parse()
+            .map_err(|e: kiln_progressui::Error| UsageError(e.to_string()))?
+    };
+    let mode = mode
+        .with_env_default(std::env::var(kiln_progressui::PROGRESS_ENV).ok().as_deref())
+        .map_err(|e| UsageError(e.to_string()))?;
+    let stderr_tty = std::io::stderr().is_terminal();
+    let (rows, cols) = console::Term::stderr().size();
+    let mut options =
+        PrinterOptions::new(stderr_tty, usize::from(cols).max(40), Arc::new(SystemClock))
+            .with_env(|k| std::env::var(k).ok());
+    options.height = stderr_tty.then_some(usize::from(rows));
+    if !stderr_tty {
+        options.colors = kiln_progressui::Colors::none();
+    }
+
+    let root = args.root.clone().unwrap_or_else(default_root);
+    let _lock = kiln_worker::StateLock::acquire(&root, |pid| {
+        let holder = pid
+            .map(|p| format!(" (held by pid {p})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "waiting for another kiln build to release {}{holder}",
+            root.display()
+        );
+    })
+    .with_context(|| format!("locking {}", root.display()))?;
+
+    let printer = Printer::with_options(mode, Box::new(std::io::stderr()), options)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let sink: Arc<dyn ProgressSink> = Arc::new(printer.sink());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let result = runtime.block_on(run(&root, &source, &name, &opts, &locals, &outputs, sink));
+    let summary = printer.finish();
+    match result {
+        Ok(()) => Ok(()),
+        Err(BuildFailure::Dockerfile(e)) => {
+            let (start, end) = e.lines.first().map(|l| (l.start, l.end)).unwrap_or((0, 0));
+            Err(Rendered(source_context::render(
+                &name, &source, start, end, &e.message,
+            ))
+            .into())
+        }
+        Err(BuildFailure::Other(e)) => {
+            let _ = summary;
+            Err(anyhow::anyhow!("failed to solve: {e:#}"))
+        }
+    }
+}
+
+/// How a build failed: in the Dockerfile (shown with its lines) or while building.
+enum BuildFailure {
+    Dockerfile(kiln_frontend_dockerfile::ConvertError),
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for BuildFailure {
+    fn from(e: E) -> BuildFailure {
+        BuildFailure::Other(e.into())
+    }
+}
+
+async fn run(
+    root: &Path,
+    source: &[u8],
+    name: &str,
+    opts: &kiln_frontend_dockerfile::ConvertOptions,
+    locals: &BTreeMap<String, LocalDir>,
+    outputs: &[Output],
+    sink: Arc<dyn ProgressSink>,
+) -> Result<(), BuildFailure> {
+    let definition_id = format!("[internal] load build definition from {name}");
+    internal_step(&sink, &definition_id, || Ok(()));
+
+    let registry: Arc<dyn kiln_registry::Registry> = Arc::new(kiln_registry::RegistryClient::new(
+        kiln_registry::RegistryConfig::default(),
+    )?);
+    let worker = Worker::open(WorkerOptions {
+        root: root.to_path_buf(),
+        registry: Arc::clone(&registry),
+        platform: kiln_oci::Platform::host(),
+        snapshotter: kiln_snapshot::DriverChoice::Auto,
+        concurrency: 0,
+    })
+    .await?;
+    if worker.driver() == kiln_worker::Driver::Copy {
+        sink.send(Event::Warning {
+            id: String::new(),
+            message: "overlayfs is not available here: kiln uses its copying snapshotter, which is slower".to_string(),
+        });
+    }
+
+    let resolver = RegistryResolver {
+        registry,
+        sink: Arc::clone(&sink),
+    };
+    let converted = kiln_frontend_dockerfile::convert(source, opts, &resolver)
+        .await
+        .map_err(BuildFailure::Dockerfile)?;
+    for w in &converted.warnings {
+        sink.send(Event::Warning {
+            id: String::new(),
+            message: format!("{}: {} (line {})", w.rule, w.message, w.lines.start),
+        });
+    }
+    let result = worker
+        .solve(&converted.definition, locals, Arc::clone(&sink))
+        .await?;
+
+    for output in outputs {
+        match output {
+            Output::Local { dest } => {
+                let id = format!("exporting to client directory {}", dest.display());
+                step(&sink, &id, worker.export_local(&result, dest)).await?;
+            }
+            Output::Tar { dest } => {
+                let id = "exporting to client tarball".to_string();
+                let out: Box<dyn Write + Send> = match dest {
+                    None => Box::new(std::io::stdout()),
+                    Some(path) => Box::new(
+                        std::fs::File::create(path)
+                            .with_context(|| format!("creating {}", path.display()))?,
+                    ),
+                };
+                step(&sink, &id, worker.export_tar(&result, out)).await?;
+            }
+        }
+    }
+    if outputs.is_empty() {
+        sink.send(Event::Warning {
+            id: String::new(),
+            message: "No output specified: the build result stays in kiln's cache only. Use -o type=local,dest=DIR or -o type=tar,dest=FILE to export it".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Reports a step that is not an LLB vertex (loading the definition, exporting).
+async fn step<T, E: Into<anyhow::Error>>(
+    sink: &Arc<dyn ProgressSink>,
+    id: &str,
+    work: impl Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    sink.send(Event::Vertex {
+        id: id.to_string(),
+        name: id.to_string(),
+        inputs: Vec::new(),
+    });
+    sink.send(Event::Started {
+        id: id.to_string(),
+        at: SystemTime::now(),
+    });
+    let result = work.await.map_err(Into::into);
+    sink.send(Event::Completed {
+        id: id.to_string(),
+        at: SystemTime::now(),
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+    });
+    result
+}
+
+fn internal_step(
+    sink: &Arc<dyn ProgressSink>,
+    id: &str,
+    work: impl FnOnce() -> anyhow::Result<()>,
+) {
+    sink.send(Event::Vertex {
+        id: id.to_string(),
+        name: id.to_string(),
+        inputs: Vec::new(),
+    });
+    sink.send(Event::Started {
+        id: id.to_string(),
+        at: SystemTime::now(),
+    });
+    let error = work().err().map(|e| format!("{e:#}"));
+    sink.send(Event::Completed {
+        id: id.to_string(),
+        at: SystemTime::now(),
+        error,
+    });
+}
+
+/// Resolves base images for the frontend through the registry, reporting each lookup as
+/// `[internal] load metadata for REF`.
+struct RegistryResolver {
+    registry: Arc<dyn kiln_registry::Registry>,
+    sink: Arc<dyn ProgressSink>,
+}
+
+impl ImageResolver for RegistryResolver {
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &kiln_oci::Platform,
+        _mode: kiln_llb::ResolveMode,
+    ) -> impl Future<Output = Result<ResolvedImage, ResolveError>> + Send {
+        let registry = Arc::clone(&self.registry);
+        let sink = Arc::clone(&self.sink);
+        let reference = reference.to_string();
+        let platform = platform.clone();
+        async move {
+            let id = format!("[internal] load metadata for {reference}");
+            sink.send(Event::Vertex {
+                id: id.clone(),
+                name: id.clone(),
+                inputs: Vec::new(),
+            });
+            sink.send(Event::Started {
+                id: id.clone(),
+                at: SystemTime::now(),
+            });
+            let result = async {
+                let parsed = kiln_oci::Reference::parse(&reference).map_err(|e| e.to_string())?;
+                let resolved = registry
+                    .resolve(&parsed, &platform)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(ResolvedImage {
+                    reference: resolved.reference.without_tag_or_digest_keep_tag(),
+                    digest: resolved.reference.digest().cloned(),
+                    config: Some(resolved.config),
+                })
+            }
+            .await;
+            sink.send(Event::Completed {
+                id,
+                at: SystemTime::now(),
+                error: result.as_ref().err().cloned(),
+            });
+            result.map_err(|message| ResolveError { message })
+        }
+    }
+}
+
+/// The `name:tag` part of a pinned reference (the digest goes separately).
+trait KeepTag {
+    fn without_tag_or_digest_keep_tag(&self) -> String;
+}
+
+impl KeepTag for kiln_oci::Reference {
+    fn without_tag_or_digest_keep_tag(&self) -> String {
+        match self.tag() {
+            Some(t) => format!("{}:{t}", self.name()),
+            None => self.name(),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! End-to-end builds on the embedded builder: a real registry on loopback (Debian's
+//! `docker-registry`), a busybox base image built from Debian's `busybox-static`, RUN steps under
+//! runc, and the results exported as files and as a tarball.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Output;
+
+use kiln_testkit::TestRegistry;
+
+fn kiln() -> assert_cmd::Command {
+    assert_cmd::cargo::cargo_bin_cmd!("kiln")
+}
+
+/// A state directory for one test, on a filesystem where overlayfs works (not tmpfs).
+fn state_dir() -> tempfile::TempDir {
+    std::fs::create_dir_all("/var/tmp/kiln-tests").expect("create /var/tmp/kiln-tests");
+    tempfile::Builder::new()
+        .prefix("state-")
+        .tempdir_in("/var/tmp/kiln-tests")
+        .expect("state dir")
+}
+
+const DOCKERFILE: &str = r#"ARG BASE
+FROM ${BASE} AS build
+WORKDIR /src
+ENV GREETING=hello
+COPY greeting.txt ./
+COPY --chmod=0755 tool.sh /usr/local/bin/tool
+RUN tool > /src/out.txt && echo "$GREETING from $(whoami)" >> /src/out.txt
+RUN mkdir -p /artifacts && cp /src/out.txt /artifacts/ && chown -R app:app /artifacts
+
+FROM ${BASE}
+COPY --from=build /artifacts /srv/artifacts
+COPY --from=build --chown=1000:1000 /src/greeting.txt /home/app/
+USER app
+WORKDIR /home/app
+RUN echo "user=$(id -u):$(id -g) pwd=$(pwd)" > /home/app/whoami.txt
+"#;
+
+fn write_context(dir: &Path) {
+    std::fs::write(dir.join("Dockerfile"), DOCKERFILE).expect("Dockerfile");
+    std::fs::write(dir.join("greeting.txt"), "hello from the context\n").expect("greeting");
+    std::fs::write(dir.join("tool.sh"), "#!/bin/sh\necho tool ran\n").expect("tool");
+    std::fs::write(dir.join("ignored.txt"), "never copied\n").expect("ignored");
+    std::fs::write(dir.join(".dockerignore"), "ignored.txt\n").expect(".dockerignore");
+}
+
+fn build(state: &Path, context: &Path, base: &str, extra: &[&str]) -> Output {
+    kiln()
+        .arg("build")
+        .arg("--root")
+        .arg(state)
+        .args(["--progress", "plain", "--build-arg"])
+        .arg(format!("BASE={base}"))
+        .args(extra)
+        .arg(context)
+        .output()
+        .expect("run kiln build")
+}
+
+fn assert_success(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "kiln build failed ({:?}):\n{stderr}",
+        out.status.code()
+    );
+    stderr
+}
+
+/// Counts the layer downloads (not config downloads) in the registry's access log.
+fn blob_gets(registry: &TestRegistry) -> usize {
+    let layout = kiln_testkit::busybox_layout().expect("busybox layout");
+    let layers: Vec<String> = layout
+        .image
+        .layers
+        .iter()
+        .map(|l| format!("GET /v2/library/busybox/blobs/{}", l.blob.digest))
+        .collect();
+    registry
+        .log()
+        .lines()
+        .filter(|l| layers.iter().any(|g| l.contains(g.as_str())))
+        .count()
+}
+
+#[test]
+fn multi_stage_build_to_local_files_then_fully_cached() {
+    let registry = TestRegistry::start().expect("start registry");
+    let base = kiln_testkit::busybox_image(&registry)
+        .expect("push busybox")
+        .reference;
+    let state = state_dir();
+    let context = tempfile::tempdir().expect("context");
+    write_context(context.path());
+    let out_dir = tempfile::tempdir().expect("out");
+    let dest = out_dir.path().join("out");
+
+    let first = build(
+        state.path(),
+        context.path(),
+        &base,
+        &["-o", &format!("type=local,dest={}", dest.display())],
+    );
+    let log = assert_success(&first);
+    let first_log = log.clone();
+    assert!(log.contains("RUN tool > /src/out.txt"), "{log}");
+    let downloads = blob_gets(&registry);
+    assert!(
+        downloads >= 1,
+        "the first build pulls the base layer:\n{}",
+        registry.log()
+    );
+
+    // The files of the final stage, with their modes and owners.
+    let artifacts = std::fs::read_to_string(dest.join("srv/artifacts/out.txt")).expect("out.txt");
+    assert_eq!(artifacts, "tool ran\nhello from root\n");
+    let meta = std::fs::metadata(dest.join("srv/artifacts/out.txt")).expect("stat");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (1000, 1000),
+        "chown -R app:app in the build stage"
+    );
+    let greeting = dest.join("home/app/greeting.txt");
+    assert_eq!(
+        std::fs::read_to_string(&greeting).expect("greeting"),
+        "hello from the context\n"
+    );
+    let meta = std::fs::metadata(&greeting).expect("stat");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (1000, 1000),
+        "COPY --chown=1000:1000"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("home/app/whoami.txt")).expect("whoami"),
+        "user=1000:1000 pwd=/home/app\n"
+    );
+    assert!(
+        dest.join("bin/busybox").is_file(),
+        "the base image's files are exported"
+    );
+    assert!(
+        !dest.join("src").exists(),
+        "the build stage's files are not in the final stage"
+    );
+    // Files the container runtime needed (mount points) are not left in the result.
+    assert!(
+        !dest.join("etc/hosts").exists(),
+        "/etc/hosts mount stub left in the result"
+    );
+    assert!(
+        !dest.join("etc/resolv.conf").exists(),
+        "/etc/resolv.conf mount stub left in the result"
+    );
+
+    // A second build is fully cached and downloads nothing.
+    let dest2 = out_dir.path().join("out2");
+    let second = build(
+        state.path(),
+        context.path(),
+        &base,
+        &["-o", &format!("type=local,dest={}", dest2.display())],
+    );
+    let log = assert_success(&second);
+    assert_eq!(
+        blob_gets(&registry),
+        downloads,
+        "the second build downloaded layers:\n{}",
+        registry.log()
+    );
+    for step in [
+        "RUN tool > /src/out.txt",
+        "COPY greeting.txt ./",
+        "RUN echo \"user=",
+    ] {
+        assert_eq!(
+            step_state(&log, step),
+            Some("CACHED"),
+            "{step}:\n{log}\nfirst build:\n{first_log}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dest2.join("srv/artifacts/out.txt")).expect("out.txt"),
+        artifacts
+    );
+
+    // Rewriting a file with the same content (new mtime) and changing an ignored file keeps
+    // everything cached.
+    let f = context.path().join("greeting.txt");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&f, "hello from the context\n").expect("rewrite same content");
+    std::fs::write(context.path().join("ignored.txt"), "changed but ignored\n").expect("write");
+    let third = build(state.path(), context.path(), &base, &[]);
+    let third_log = assert_success(&third);
+    for step in [
+        "RUN tool > /src/out.txt",
+        "COPY greeting.txt ./",
+        "RUN echo \"user=",
+    ] {
+        assert_eq!(
+            step_state(&third_log, step),
+            Some("CACHED"),
+            "{step}:\n{third_log}\nsecond build:\n{log}\nfirst build:\n{first_log}"
+        );
+    }
+
+    // Changing one byte rebuilds only the steps that depend on that file.
+    std::fs::write(&f, "hello, changed\n").expect("change one file");
+    let dest3 = out_dir.path().join("out3");
+    let fourth = build(
+        state.path(),
+        context.path(),
+        &base,
+        &["-o", &format!("type=local,dest={}", dest3.display())],
+    );
+    let log = assert_success(&fourth);
+    assert_eq!(
+        step_state(&log, "COPY greeting.txt ./"),
+        Some("DONE"),
+        "{log}"
+    );
+    // Steps before the changed one stay cached; steps after it in the same stage rebuild (their
+    // base changed); a later stage copying files whose content did not change stays cached.
+    assert_eq!(
+        step_state(&log, "[build 2/6] WORKDIR /src"),
+        Some("CACHED"),
+        "{log}"
+    );
+    assert_eq!(
+        step_state(&log, "RUN tool > /src/out.txt"),
+        Some("DONE"),
+        "{log}"
+    );
+    assert_eq!(
+        step_state(&log, "COPY --from=build /artifacts /srv/artifacts"),
+        Some("CACHED"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest3.join("home/app/greeting.txt")).expect("greeting"),
+        "hello, changed\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest3.join("srv/artifacts/out.txt")).expect("out.txt"),
+        artifacts
+    );
+}
+
+/// How a step ended in a plain progress log: `CACHED`, `DONE` or `ERROR`; `None` if the step
+/// does not appear.
+fn step_state<'a>(log: &'a str, step: &str) -> Option<&'a str> {
+    let number = log.lines().find_map(|l| {
+        let (num, rest) = l.strip_prefix('#')?.split_once(' ')?;
+        (rest.contains(step) && rest.starts_with('[')).then_some(num)
+    })?;
+    let prefix = format!("#{number} ");
+    log.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .find_map(|rest| {
+            ["CACHED", "DONE", "ERROR"]
+                .into_iter()
+                .find(|s| rest.starts_with(s))
+        })
+}
+
+#[test]
+fn tar_output_and_stdin_dockerfile() {
+    let registry = TestRegistry::start().expect("start registry");
+    let base = kiln_testkit::busybox_image(&registry)
+        .expect("push busybox")
+        .reference;
+    let state = state_dir();
+    let dir = tempfile::tempdir().expect("dir");
+    let tar = dir.path().join("fs.tar");
+    let out = kiln()
+        .arg("build")
+        .arg("--root")
+        .arg(state.path())
+        .args(["--progress", "plain", "-f", "-", "-o"])
+        .arg(format!("type=tar,dest={}", tar.display()))
+        .arg(dir.path())
+        .write_stdin(format!("FROM {base}\nRUN echo made-by-run > /made.txt\n"))
+        .output()
+        .expect("run kiln");
+    assert_success(&out);
+    let listing = std::process::Command::new("tar")
+        .arg("-tvf")
+        .arg(&tar)
+        .output()
+        .expect("tar");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("made.txt"), "{listing}");
+    assert!(listing.contains("bin/busybox"), "{listing}");
+}
+
+#[test]
+fn failing_run_step_reports_exit_code_and_line() {
+    let registry = TestRegistry::start().expect("start registry");
+    let base = kiln_testkit::busybox_image(&registry)
+        .expect("push busybox")
+        .reference;
+    let state = state_dir();
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo before-failing && exit 3\n"),
+    )
+    .expect("write");
+    let out = build(state.path(), dir.path(), &base, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("before-failing"),
+        "the step's output is shown: {stderr}"
+    );
+    assert!(stderr.contains("exit code: 3"), "{stderr}");
+}
+
+#[test]
+fn bad_output_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = kiln()
+        .args(["build", "-o", "type=nope,dest=x"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown output type \"nope\""));
+}

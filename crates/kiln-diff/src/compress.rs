@@ -1,0 +1,210 @@
+//! Layer compression: detection from magic bytes, decompression, and compression that yields
+//! both digests of a layer in one pass.
+
+use std::io::{self, Cursor, Read, Write};
+
+use kiln_oci::Digest;
+
+use crate::error::{Error, Result};
+use crate::hash::{HashingReader, HashingWriter};
+
+/// How a layer blob is compressed, as detected from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompressionKind {
+    /// A plain tar stream (`application/vnd.oci.image.layer.v1.tar`).
+    Uncompressed,
+    /// gzip (`...tar+gzip`); several concatenated members are read as one stream.
+    Gzip,
+    /// zstd (`...tar+zstd`); several concatenated frames are read as one stream.
+    Zstd,
+}
+
+impl CompressionKind {
+    /// The suffix of the OCI layer media type: `""`, `"+gzip"` or `"+zstd"`.
+    pub fn media_type_suffix(self) -> &'static str {
+        match self {
+            CompressionKind::Uncompressed => "",
+            CompressionKind::Gzip => "+gzip",
+            CompressionKind::Zstd => "+zstd",
+        }
+    }
+}
+
+/// The compression to write a layer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// No compression: the blob is the tar itself, and its digest is the `diff_id`.
+    Uncompressed,
+    /// gzip at `level` (0-9; BuildKit's default is 6 through Go's `gzip.DefaultCompression`).
+    Gzip {
+        /// The deflate level, 0 (store) to 9 (best); larger values are clamped to 9.
+        level: u32,
+    },
+    /// zstd at `level` (1-22; BuildKit's default is 3).
+    Zstd {
+        /// The zstd level; 0 means zstd's default (3).
+        level: i32,
+    },
+}
+
+impl Compression {
+    /// The kind of stream this compression produces.
+    pub fn kind(self) -> CompressionKind {
+        match self {
+            Compression::Uncompressed => CompressionKind::Uncompressed,
+            Compression::Gzip { .. } => CompressionKind::Gzip,
+            Compression::Zstd { .. } => CompressionKind::Zstd,
+        }
+    }
+}
+
+/// The result of [`compress`]: the identities of the blob and of the tar inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compressed {
+    /// The digest of the compressed blob (what a manifest's layer descriptor names).
+    pub digest: Digest,
+    /// The size of the compressed blob in bytes.
+    pub size: u64,
+    /// The digest of the uncompressed tar (the image config's `rootfs.diff_ids` entry).
+    pub diff_id: Digest,
+    /// The size of the uncompressed tar in bytes.
+    pub uncompressed_size: u64,
+}
+
+/// What the first bytes of a blob say about its compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Magic {
+    Layer(CompressionKind),
+    NotALayer(&'static str),
+}
+
+/// The longest magic number we look at (xz's six bytes).
+const MAGIC_LEN: usize = 6;
+
+/// Classifies a blob by its first bytes, as containerd's `DetectCompression` does, and also
+/// recognises bzip2 and xz so that they can be refused with a clear message.
+fn classify(head: &[u8]) -> Magic {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Magic::Layer(CompressionKind::Gzip);
+    }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Magic::Layer(CompressionKind::Zstd);
+    }
+    // A zstd skippable frame (magic 0x184D2A50..=0x184D2A5F, little-endian) also starts a
+    // valid zstd stream.
+    if let [b0, 0x2a, 0x4d, 0x18, ..] = head
+        && b0 & 0xf0 == 0x50
+    {
+        return Magic::Layer(CompressionKind::Zstd);
+    }
+    if head.starts_with(b"BZh") {
+        return Magic::NotALayer("bzip2");
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        return Magic::NotALayer("xz");
+    }
+    Magic::Layer(CompressionKind::Uncompressed)
+}
+
+/// Detects the compression of a blob from its first bytes (at least six bytes should be given
+/// when the blob has them).
+///
+/// Returns an error for bzip2 and xz, which are valid for `docker load` archives but are not
+/// OCI layer media types.
+pub fn detect_compression(head: &[u8]) -> Result<CompressionKind> {
+    match classify(head) {
+        Magic::Layer(kind) => Ok(kind),
+        Magic::NotALayer(name) => Err(Error::UnsupportedCompression(name)),
+    }
+}
+
+/// Opens a layer blob for reading its uncompressed tar, detecting the compression from the
+/// magic bytes.
+///
+/// The returned reader yields the whole decompressed stream (all gzip members, all zstd
+/// frames).
+pub fn decompress<'a, R: Read + 'a>(
+    mut reader: R,
+) -> Result<(CompressionKind, Box<dyn Read + 'a>)> {
+    let mut head = [0u8; MAGIC_LEN];
+    let mut filled = 0;
+    while filled < MAGIC_LEN {
+        let rest = head.get_mut(filled..).unwrap_or_default();
+        match reader.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Read(e)),
+        }
+    }
+    let head = head.get(..filled).unwrap_or_default().to_vec();
+    let kind = detect_compression(&head)?;
+    let stream = Cursor::new(head).chain(reader);
+    let decoded: Box<dyn Read + 'a> = match kind {
+        CompressionKind::Uncompressed => Box::new(stream),
+        CompressionKind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
+        CompressionKind::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(stream).map_err(Error::Read)?)
+        }
+    };
+    Ok((kind, decoded))
+}
+
+/// Compresses the tar read from `reader` into `writer`, returning the blob digest and size and
+/// the `diff_id` and size of the tar, all computed in the same pass.
+///
+/// The output is deterministic for a given input and compression: the gzip header carries no
+/// file name and a zero modification time, and zstd runs single-threaded.
+pub fn compress<R: Read, W: Write>(
+    reader: R,
+    writer: W,
+    compression: Compression,
+) -> Result<Compressed> {
+    let mut input = HashingReader::new(reader);
+    let mut output = HashingWriter::new(writer);
+    match compression {
+        Compression::Uncompressed => {
+            copy(&mut input, &mut output)?;
+        }
+        Compression::Gzip { level } => {
+            let mut encoder = flate2::GzBuilder::new()
+                .mtime(0)
+                .operating_system(255)
+                .write(&mut output, flate2::Compression::new(level.min(9)));
+            copy(&mut input, &mut encoder)?;
+            encoder.finish().map_err(Error::Write)?;
+        }
+        Compression::Zstd { level } => {
+            let mut encoder =
+                zstd::stream::write::Encoder::new(&mut output, level).map_err(Error::Write)?;
+            copy(&mut input, &mut encoder)?;
+            encoder.finish().map_err(Error::Write)?;
+        }
+    }
+    output.flush().map_err(Error::Write)?;
+    let (_, diff_id, uncompressed_size) = input.finish();
+    let (_, digest, size) = output.finish();
+    Ok(Compressed {
+        digest,
+        size,
+        diff_id,
+        uncompressed_size,
+    })
+}
+
+/// Copies `reader` to `writer`, telling read errors from write errors.
+fn copy(reader: &mut impl Read, writer: &mut impl Write) -> Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Read(e)),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        writer.write_all(chunk).map_err(Error::Write)?;
+        total += n as u64;
+    }
+}

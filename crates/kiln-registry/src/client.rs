@@ -1,0 +1,587 @@
+//! [`RegistryClient`]: the [`Registry`] implementation on top of oci-client.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kiln_oci::{Digest, Image, Matcher, Platform, Reference};
+use oci_client::client::{ClientConfig, ClientProtocol, LayerDescriptor};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+
+use crate::credentials::{self, Credential};
+use crate::error::{Context, RegistryError, Result, stream_error};
+use crate::manifest::{
+    ACCEPTED_MANIFEST_TYPES, DOCKER_CONFIG, Descriptor, Document, DocumentError, Manifest,
+    OCI_CONFIG, parse_document,
+};
+use crate::verify::Verifier;
+use crate::{BoxFuture, Registry, Resolved};
+
+/// The largest image config kept in memory (configs are a few KiB; 16 MiB is generous).
+pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
+
+/// The largest manifest or index accepted, as containerd limits them. oci-client reads a
+/// manifest whole before kiln sees it, so a larger one is rejected after it arrived (but is
+/// never parsed); an index entry that states a larger size is not fetched at all.
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// How deep indexes may nest (an index listing an index ...).
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// How long connecting to a registry may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a registry may stay silent in the middle of a response.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The `User-Agent` sent when [`RegistryConfig::user_agent`] is empty.
+pub const DEFAULT_USER_AGENT: &str = concat!("kiln/", env!("CARGO_PKG_VERSION"));
+
+/// How a [`RegistryClient`] reaches registries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryConfig {
+    /// Registries reached over plain HTTP, besides the loopback ones: `host:port`, or a host
+    /// alone, which then matches every port of it.
+    pub insecure: Vec<String>,
+    /// The Docker config directory holding `config.json`; `None` means `$DOCKER_CONFIG`, else
+    /// `~/.docker`.
+    pub docker_config_dir: Option<PathBuf>,
+    /// The `User-Agent` header; empty means [`DEFAULT_USER_AGENT`]. A `&'static str` because
+    /// oci-client takes one.
+    pub user_agent: &'static str,
+}
+
+/// The [`Registry`] implementation that talks to real registries, through oci-client.
+///
+/// It holds two HTTP clients, one for HTTPS and one for plain HTTP (loopback registries and
+/// those configured as insecure), each with its own token cache. Credentials are looked up
+/// once per registry, on first use, from the Docker config and its credential helpers.
+pub struct RegistryClient {
+    https: oci_client::Client,
+    http: oci_client::Client,
+    insecure: Vec<String>,
+    docker_config_dir: Option<PathBuf>,
+    /// The credentials looked up so far, by registry host.
+    credentials: Mutex<HashMap<String, RegistryAuth>>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("insecure", &self.insecure)
+            .field("docker_config_dir", &self.docker_config_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryClient {
+    /// A client with this configuration. Fails only when the HTTP client cannot be built
+    /// (for instance when the system's TLS roots cannot be loaded).
+    pub fn new(config: RegistryConfig) -> Result<RegistryClient> {
+        let build = |protocol: ClientProtocol| {
+            let client_config = ClientConfig {
+                protocol,
+                platform_resolver: None,
+                connect_timeout: Some(CONNECT_TIMEOUT),
+                read_timeout: Some(READ_TIMEOUT),
+                user_agent: if config.user_agent.is_empty() {
+                    DEFAULT_USER_AGENT
+                } else {
+                    config.user_agent
+                },
+                ..ClientConfig::default()
+            };
+            oci_client::Client::try_from(client_config).map_err(|e| RegistryError::Client {
+                message: crate::error::error_chain(&e),
+            })
+        };
+        Ok(RegistryClient {
+            https: build(ClientProtocol::Https)?,
+            http: build(ClientProtocol::Http)?,
+            insecure: config.insecure,
+            docker_config_dir: config
+                .docker_config_dir
+                .or_else(credentials::default_config_dir),
+            credentials: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether `registry` (`host[:port]`) is reached over plain HTTP.
+    pub fn is_plain_http(&self, registry: &str) -> bool {
+        is_plain_http(registry, &self.insecure)
+    }
+
+    /// The HTTP client for the reference's registry, with its credentials stored in it.
+    async fn client_for(&self, reference: &Reference) -> Result<&oci_client::Client> {
+        let registry = reference.domain();
+        let client = if self.is_plain_http(registry) {
+            &self.http
+        } else {
+            &self.https
+        };
+        let known = self.cached_auth(registry);
+        let auth = match known {
+            Some(auth) => auth,
+            None => {
+                let dir = self.docker_config_dir.clone();
+                let host = registry.to_owned();
+                let credential =
+                    tokio::task::spawn_blocking(move || credentials::lookup(dir.as_deref(), &host))
+                        .await
+                        .map_err(|e| RegistryError::Task {
+                            registry: registry.to_owned(),
+                            message: e.to_string(),
+                        })??;
+                let auth = match credential {
+                    Credential::Anonymous => RegistryAuth::Anonymous,
+                    Credential::Basic(user, password) => RegistryAuth::Basic(user, password),
+                };
+                if let Ok(mut map) = self.credentials.lock() {
+                    map.insert(registry.to_owned(), auth.clone());
+                }
+                auth
+            }
+        };
+        let target = oci_reference(reference);
+        client
+            .store_auth_if_needed(target.resolve_registry(), &auth)
+            .await;
+        Ok(client)
+    }
+
+    fn cached_auth(&self, registry: &str) -> Option<RegistryAuth> {
+        self.credentials
+            .lock()
+            .ok()
+            .and_then(|map| map.get(registry).cloned())
+    }
+
+    /// Fetches a manifest document by tag or digest, verifying it against the reference's
+    /// digest (and `expected`'s size, when it comes from an index).
+    async fn fetch_document(
+        &self,
+        client: &oci_client::Client,
+        reference: &Reference,
+        expected: Option<&Descriptor>,
+    ) -> Result<(Vec<u8>, Digest, Document)> {
+        let target = oci_reference(reference);
+        let shown = reference.to_string();
+        if let Some(descriptor) = expected
+            && descriptor.size > MAX_MANIFEST_SIZE
+        {
+            return Err(RegistryError::TooLarge {
+                what: format!("manifest {shown}"),
+                size: descriptor.size,
+                limit: MAX_MANIFEST_SIZE,
+            });
+        }
+        let context = Context {
+            registry: reference.domain(),
+            repository: &reference.name(),
+            reference: &shown,
+            blob: None,
+        };
+        let (bytes, _) = client
+            .pull_manifest_raw(&target, &RegistryAuth::Anonymous, ACCEPTED_MANIFEST_TYPES)
+            .await
+            .map_err(|e| match (e, reference.digest()) {
+                (e @ OciDistributionError::DigestError(_), Some(wanted)) => {
+                    RegistryError::DigestMismatch {
+                        what: format!("manifest {shown}"),
+                        expected: wanted.clone(),
+                        actual: e.to_string(),
+                    }
+                }
+                (e @ OciDistributionError::DigestError(_), None) => RegistryError::Server {
+                    registry: reference.domain().to_owned(),
+                    reference: shown.clone(),
+                    message: format!("the manifest does not match its Docker-Content-Digest: {e}"),
+                },
+                (other, _) => context.map(other),
+            })?;
+        if bytes.len() as u64 > MAX_MANIFEST_SIZE {
+            return Err(RegistryError::TooLarge {
+                what: format!("manifest {shown}"),
+                size: bytes.len() as u64,
+                limit: MAX_MANIFEST_SIZE,
+            });
+        }
+        let bytes = bytes.to_vec();
+        let actual = match reference.digest() {
+            Some(wanted) => {
+                let actual = Verifier::digest_of(wanted, &bytes);
+                if actual != wanted.as_str() {
+                    return Err(RegistryError::DigestMismatch {
+                        what: format!("manifest {shown}"),
+                        expected: wanted.clone(),
+                        actual,
+                    });
+                }
+                wanted.clone()
+            }
+            None => Digest::of_bytes(&bytes),
+        };
+        if let Some(descriptor) = expected
+            && descriptor.size != bytes.len() as u64
+        {
+            return Err(RegistryError::SizeMismatch {
+                what: format!("manifest {shown}"),
+                expected: descriptor.size,
+                actual: bytes.len() as u64,
+            });
+        }
+        let document = parse_document(&bytes).map_err(|e| match e {
+            DocumentError::UnsupportedMediaType(media_type) => RegistryError::UnsupportedManifest {
+                reference: shown.clone(),
+                media_type,
+            },
+            DocumentError::Invalid(message) => RegistryError::InvalidManifest {
+                reference: shown.clone(),
+                message,
+            },
+        })?;
+        Ok((bytes, actual, document))
+    }
+
+    async fn resolve_inner(&self, reference: &Reference, platform: &Platform) -> Result<Resolved> {
+        let reference = reference.clone().with_default_tag();
+        let client = self.client_for(&reference).await?;
+        let (mut bytes, top_digest, mut document) =
+            self.fetch_document(client, &reference, None).await?;
+        let mut manifest_digest = top_digest.clone();
+        let matcher = Matcher::only(platform);
+        let mut depth = 0;
+        let mut checked_config = None;
+        let manifest = loop {
+            let index = match document {
+                Document::Manifest(manifest) => break *manifest,
+                Document::Index(index) => index,
+            };
+            depth += 1;
+            let shown = reference
+                .clone()
+                .without_tag_or_digest()
+                .with_digest(manifest_digest.clone())
+                .to_string();
+            if depth > MAX_INDEX_DEPTH {
+                return Err(RegistryError::InvalidManifest {
+                    reference: shown,
+                    message: format!("indexes nest more than {MAX_INDEX_DEPTH} levels deep"),
+                });
+            }
+            let candidates: Vec<&Descriptor> = index
+                .manifests
+                .iter()
+                .filter(|d| ACCEPTED_MANIFEST_TYPES.contains(&d.media_type.as_str()))
+                .collect();
+            // The best entry whose platform matches; failing that, the entries without a
+            // platform, in order, each taken only if its config states a matching platform
+            // (as containerd does).
+            let with_platform: Vec<&Descriptor> = candidates
+                .iter()
+                .copied()
+                .filter(|d| d.platform.is_some())
+                .collect();
+            let best = matcher
+                .select(with_platform.iter().map(|d| d.platform.as_ref()))
+                .and_then(|i| with_platform.get(i).copied());
+            let tries: Vec<&Descriptor> = match best {
+                Some(best) => vec![best],
+                None => candidates
+                    .iter()
+                    .copied()
+                    .filter(|d| d.platform.is_none())
+                    .collect(),
+            };
+            let mut found = None;
+            for chosen in tries {
+                let child = reference
+                    .clone()
+                    .without_tag_or_digest()
+                    .with_digest(chosen.digest.clone());
+                let fetched = self.fetch_document(client, &child, Some(chosen)).await?;
+                if chosen.platform.is_none()
+                    && let Document::Manifest(manifest) = &fetched.2
+                {
+                    let (config_bytes, config) = self.fetch_config(&child, manifest).await?;
+                    if !matcher.matches(&config.platform()) {
+                        continue;
+                    }
+                    checked_config = Some((config_bytes, config));
+                }
+                found = Some(fetched);
+                break;
+            }
+            let Some((child_bytes, child_digest, child_document)) = found else {
+                let mut available: Vec<String> = index
+                    .manifests
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                    .collect();
+                available.dedup();
+                return Err(RegistryError::NoMatchingPlatform {
+                    reference: shown,
+                    platform: platform.to_string(),
+                    available: if available.is_empty() {
+                        "no platforms".to_owned()
+                    } else {
+                        available.join(", ")
+                    },
+                });
+            };
+            bytes = child_bytes;
+            manifest_digest = child_digest;
+            document = child_document;
+        };
+        let pinned = reference.clone().with_digest(top_digest);
+        let by_manifest = reference
+            .without_tag_or_digest()
+            .with_digest(manifest_digest.clone());
+        let (config_bytes, config) = match checked_config {
+            Some(checked) => checked,
+            None => self.fetch_config(&by_manifest, &manifest).await?,
+        };
+        Ok(Resolved {
+            reference: pinned,
+            manifest_digest,
+            manifest,
+            manifest_bytes: bytes,
+            config_bytes,
+            config,
+        })
+    }
+
+    /// Fetches and parses the config of `manifest`.
+    async fn fetch_config(
+        &self,
+        reference: &Reference,
+        manifest: &Manifest,
+    ) -> Result<(Vec<u8>, Image)> {
+        let descriptor = &manifest.config;
+        let shown = reference.to_string();
+        if descriptor.media_type != OCI_CONFIG && descriptor.media_type != DOCKER_CONFIG {
+            return Err(RegistryError::UnsupportedConfig {
+                reference: shown,
+                media_type: descriptor.media_type.clone(),
+            });
+        }
+        if descriptor.size > MAX_CONFIG_SIZE {
+            return Err(RegistryError::TooLarge {
+                what: format!("config {} of {shown}", descriptor.digest),
+                size: descriptor.size,
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(descriptor.size).unwrap_or(0));
+        self.fetch_blob_inner(reference, descriptor, &mut bytes, &|_| {})
+            .await?;
+        let config: Image =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidConfig {
+                reference: shown,
+                digest: descriptor.digest.clone(),
+                message: e.to_string(),
+            })?;
+        Ok((bytes, config))
+    }
+
+    async fn fetch_blob_inner(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        out: &mut (dyn Write + Send),
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<()> {
+        let client = self.client_for(reference).await?;
+        let target = oci_reference(reference);
+        let registry = reference.domain();
+        let repository = reference.name();
+        let digest = &descriptor.digest;
+        let what = format!("blob {digest} of {repository}");
+        let context = Context {
+            registry,
+            repository: &repository,
+            reference: digest.as_str(),
+            blob: Some(digest),
+        };
+        // Foreign-layer URLs are never followed: only the registry is asked.
+        let layer = LayerDescriptor {
+            digest: digest.as_str(),
+            urls: &None,
+        };
+        let mut stream = client
+            .pull_blob_stream(&target, &layer)
+            .await
+            .map_err(|e| context.map(e))?;
+        if let Some(length) = stream.content_length
+            && length != descriptor.size
+        {
+            return Err(RegistryError::SizeMismatch {
+                what,
+                expected: descriptor.size,
+                actual: length,
+            });
+        }
+        let mut verifier = Verifier::new(digest);
+        let mut received: u64 = 0;
+        while let Some(item) = stream.next().await {
+            let chunk = match item {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    // oci-client's own check fails at the end of the stream; ours names the
+                    // digests.
+                    if received == descriptor.size && !verifier.matches() {
+                        return Err(RegistryError::DigestMismatch {
+                            what,
+                            expected: digest.clone(),
+                            actual: verifier.finish(),
+                        });
+                    }
+                    return Err(stream_error(registry, &error));
+                }
+            };
+            received += chunk.len() as u64;
+            if received > descriptor.size {
+                return Err(RegistryError::SizeMismatch {
+                    what,
+                    expected: descriptor.size,
+                    actual: received,
+                });
+            }
+            verifier.update(&chunk);
+            out.write_all(&chunk)
+                .map_err(|source| RegistryError::Write {
+                    digest: digest.clone(),
+                    source,
+                })?;
+            progress(received);
+        }
+        if received != descriptor.size {
+            return Err(RegistryError::SizeMismatch {
+                what,
+                expected: descriptor.size,
+                actual: received,
+            });
+        }
+        let actual = verifier.finish();
+        if actual != digest.as_str() {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        out.flush().map_err(|source| RegistryError::Write {
+            digest: digest.clone(),
+            source,
+        })
+    }
+}
+
+impl Registry for RegistryClient {
+    fn resolve<'a>(
+        &'a self,
+        reference: &'a Reference,
+        platform: &'a Platform,
+    ) -> BoxFuture<'a, Result<Resolved>> {
+        Box::pin(self.resolve_inner(reference, platform))
+    }
+
+    fn fetch_blob<'a>(
+        &'a self,
+        reference: &'a Reference,
+        descriptor: &'a Descriptor,
+        out: &'a mut (dyn Write + Send),
+        progress: &'a (dyn Fn(u64) + Send + Sync),
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.fetch_blob_inner(reference, descriptor, out, progress))
+    }
+}
+
+/// oci-client's form of a reference: registry, repository, and the digest if there is one,
+/// else the tag.
+fn oci_reference(reference: &Reference) -> oci_client::Reference {
+    let registry = reference.domain().to_owned();
+    let repository = reference.path().to_owned();
+    match (reference.digest(), reference.tag()) {
+        (Some(digest), _) => {
+            oci_client::Reference::with_digest(registry, repository, digest.to_string())
+        }
+        (None, Some(tag)) => oci_client::Reference::with_tag(registry, repository, tag.to_owned()),
+        (None, None) => oci_client::Reference::with_tag(registry, repository, "latest".to_owned()),
+    }
+}
+
+/// Whether `registry` (`host[:port]`) speaks plain HTTP: loopback hosts (`localhost`,
+/// `127.0.0.0/8`, `::1`) always, others when `insecure` lists them (as `host:port`, or as a
+/// host alone for every port).
+pub fn is_plain_http(registry: &str, insecure: &[String]) -> bool {
+    let host = host_of(registry);
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        || host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+    loopback
+        || insecure.iter().any(|entry| {
+            let entry = entry.trim();
+            entry.eq_ignore_ascii_case(registry)
+                || (host_of(entry) == entry && entry.eq_ignore_ascii_case(host))
+        })
+}
+
+/// The host of `host[:port]` or `[v6]:port`, without brackets.
+fn host_of(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match registry.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => registry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(registry: &str, insecure: &[&str], expected: bool) {
+        let insecure: Vec<String> = insecure.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(
+            is_plain_http(registry, &insecure),
+            expected,
+            "{registry} with insecure {insecure:?}"
+        );
+    }
+
+    #[test]
+    fn plain_http_registries() {
+        let cases: &[(&str, &[&str], bool)] = &[
+            ("localhost", &[], true),
+            ("localhost:5000", &[], true),
+            ("LOCALHOST:5000", &[], true),
+            ("127.0.0.1:5000", &[], true),
+            ("127.1.2.3", &[], true),
+            ("[::1]:5000", &[], true),
+            ("[::1]", &[], true),
+            ("docker.io", &[], false),
+            ("128.0.0.1:5000", &[], false),
+            ("localhost.example:5000", &[], false),
+            ("[::2]:5000", &[], false),
+            ("10.0.0.1:5000", &[], false),
+            ("reg.example:5000", &["reg.example:5000"], true),
+            ("reg.example:5001", &["reg.example:5000"], false),
+            ("reg.example:5001", &["reg.example"], true),
+            ("reg.example", &["reg.example"], true),
+            ("other.example", &["reg.example"], false),
+            ("[fd00::1]:5000", &["fd00::1"], true),
+        ];
+        for (registry, insecure, expected) in cases {
+            check(registry, insecure, *expected);
+        }
+    }
+}

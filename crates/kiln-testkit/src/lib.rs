@@ -1,0 +1,50 @@
+//! Shared fixtures for kiln's engine tests: a real registry on loopback, a busybox base image
+//! made from Debian's `busybox-static`, and a builder of OCI image layouts.
+//!
+//! - [`TestRegistry`] runs Debian's `docker-registry` (the CNCF distribution server) on
+//!   `127.0.0.1` and a free port, with storage in a temporary directory and a config written
+//!   here; optionally with htpasswd basic authentication. It starts in a few milliseconds and
+//!   is killed on drop.
+//! - [`OciImageBuilder`] and [`write_index`] write OCI image layouts (`oci-layout`,
+//!   `index.json`, `blobs/sha256/...`) from layers given as tar entries ([`TarEntry`]) or
+//!   directories, with realistic configs, in OCI or Docker media types, gzip, zstd or
+//!   uncompressed. The bytes are deterministic (sorted entries, fixed mtimes), so digests are
+//!   stable from run to run.
+//! - [`push_layout`] pushes a layout with `skopeo`, a tool kiln did not write: skopeo
+//!   accepting the layout is itself a check of it, and `--preserve-digests` guarantees the
+//!   registry holds exactly the bytes we wrote.
+//! - [`busybox_image`] and [`busybox_index_image`] are the one-call fixtures: a busybox image
+//!   (and a two-platform index) built once and pushed to a test registry.
+//!
+//! This crate knows nothing of kiln's engine: it only produces inputs (registries, images,
+//! root filesystems) that a test then feeds to the engine, so that engine tests exercise real
+//! components instead of fakes. It is a dev-dependency only and is never published.
+//!
+//! A missing tool (`docker-registry`, `skopeo`, `busybox-static`) is an error naming the
+//! Debian package, never a silent skip: the tests that need it must fail. Every fixture talks
+//! to loopback addresses only. The one piece of shared state is the busybox layout, built once
+//! per process (a `OnceLock`) and cached on disk under the system's temporary directory,
+//! keyed by the busybox binary's digest, because building it for each of the test processes
+//! nextest starts would cost more than the tests themselves.
+
+mod busybox;
+mod error;
+mod layer;
+mod layout;
+mod push;
+mod registry;
+
+pub use busybox::{
+    BUSYBOX, BUSYBOX_INDEX_TAG, BUSYBOX_REPOSITORY, BUSYBOX_TAG, BusyboxLayout, busybox_entries,
+    busybox_image, busybox_index_image, busybox_layout, busybox_rootfs,
+};
+pub use error::{Result, TestkitError};
+pub use layer::{
+    Compression, EntryKind, FIXED_CREATED, FIXED_MTIME, Layer, LayerSource, TarEntry, materialize,
+};
+pub use layout::{
+    BlobRef, BuiltImage, BuiltIndex, BuiltLayer, MediaTypes, OciImageBuilder, REF_NAME_ANNOTATION,
+    write_index,
+};
+pub use push::{ManifestFormat, PushOptions, PushedImage, SKOPEO, push_layout, push_layout_with};
+pub use registry::{DOCKER_REGISTRY, TestRegistry};

@@ -1,0 +1,363 @@
+//! The embedded worker: executes LLB on kiln's own storage, with a persistent cache.
+//!
+//! A [`Worker`] is a struct of parts, opened on a state directory (`/var/lib/kiln` for root):
+//! the content store (`kiln-content`), the snapshotter (`kiln-snapshot`), one metadata database
+//! (`redb`) shared by the snapshotter, the solver's cache index and the checksum cache, the
+//! container executor (`kiln-executor`, runc), the registry client (`kiln-registry`) and the
+//! content hasher (`kiln-contenthash`). [`Worker::solve`] turns an LLB definition into solver
+//! vertices (one solver op per LLB op kind, [`ops`]) and runs them with `kiln-solver`, whose
+//! results are committed snapshots ([`Ref`]). [`Worker::export_local`] and
+//! [`Worker::export_tar`] write a result out.
+//!
+//! What it deliberately does not know: Dockerfiles (it runs LLB), the command line, terminals
+//! (progress is events), images as outputs (the exporters come later).
+//!
+//! Cache keys are explicit ([`cachekey`]): image sources key on their pinned reference and
+//! platform, local sources on the digest of their filtered content, exec and file ops on a
+//! canonical encoding of their fields plus their inputs' keys, and copies on the content of
+//! what they copy, so that an unrelated change in the build context keeps them cached.
+//!
+//! One process at a time uses a state directory: [`StateLock`].
+
+pub mod cachekey;
+mod error;
+mod lock;
+mod mounts;
+mod ops;
+mod refs;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kiln_llb::{Definition, Graph, Op as LlbOp};
+use kiln_oci::{Platform, Reference};
+use kiln_progress::ProgressSink;
+use kiln_snapshot::{DriverChoice, Kind, Snapshotter};
+use kiln_solver::{Edge, RedbKeyIndex, Solver};
+
+pub use error::{Error, Result};
+pub use kiln_snapshot::Driver;
+pub use lock::StateLock;
+pub use ops::LocalDir;
+pub use refs::Ref;
+
+use mounts::Mounted;
+
+/// The parts every op uses.
+pub(crate) struct Parts {
+    pub content: kiln_content::ContentStore,
+    pub snapshots: Arc<Snapshotter>,
+    pub executor: kiln_executor::Executor,
+    pub registry: Arc<dyn kiln_registry::Registry>,
+    /// Hashes local directories, with a persistent stat cache.
+    pub hasher: kiln_contenthash::Hasher,
+    /// Hashes mounted snapshots (temporary paths: no stat cache).
+    pub view_hasher: kiln_contenthash::Hasher,
+    /// Where snapshots are mounted while ops run.
+    pub mount_dir: PathBuf,
+    /// Where cache mounts (`RUN --mount=type=cache`) live.
+    pub cache_mounts: PathBuf,
+}
+
+/// How to open a worker.
+pub struct WorkerOptions {
+    /// The state directory.
+    pub root: PathBuf,
+    /// The registry client for image sources.
+    pub registry: Arc<dyn kiln_registry::Registry>,
+    /// The platform of the machine (the default of ops without one).
+    pub platform: Platform,
+    /// The snapshotter driver to use.
+    pub snapshotter: DriverChoice,
+    /// How many ops may run at once (0: the number of CPUs).
+    pub concurrency: usize,
+}
+
+/// The embedded worker.
+pub struct Worker {
+    parts: Arc<Parts>,
+    solver: Solver<Ref>,
+    platform: Platform,
+}
+
+impl Worker {
+    /// Opens the worker's storage in `opts.root` (creating it), recovering from a crash of a
+    /// previous process: temporary snapshots and mounts of an interrupted build are removed.
+    /// The caller must hold the [`StateLock`] of the directory.
+    pub async fn open(opts: WorkerOptions) -> Result<Worker> {
+        let root = opts.root.clone();
+        let mount_dir = root.join("mounts");
+        let cache_mounts = root.join("cache-mounts");
+        for dir in [&root, &mount_dir, &cache_mounts] {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+        }
+        unmount_stale(&mount_dir);
+        let db_path = root.join("metadata.redb");
+        let db = redb::Database::create(&db_path).map_err(|e| Error::Database {
+            path: db_path.clone(),
+            message: e.to_string(),
+        })?;
+        let db = Arc::new(db);
+        let snapshots = Arc::new(Snapshotter::open(
+            root.join("snapshotter"),
+            Arc::clone(&db),
+            opts.snapshotter,
+        )?);
+        // Nothing else uses this directory (the caller holds the lock): every snapshot that is
+        // not committed belongs to an interrupted build.
+        for info in snapshots.walk()? {
+            if info.kind != Kind::Committed {
+                let _ = snapshots.remove(&info.name);
+            }
+        }
+        let content = kiln_content::ContentStore::open(root.join("content"))?;
+        let executor =
+            kiln_executor::Executor::new(kiln_executor::ExecutorConfig::new(root.join("executor")))
+                .await?;
+        let hasher = kiln_contenthash::Hasher::new(Some(kiln_contenthash::StatCache::persistent(
+            Arc::clone(&db),
+        )?));
+        let parts = Arc::new(Parts {
+            content,
+            snapshots: Arc::clone(&snapshots),
+            executor,
+            registry: opts.registry,
+            hasher,
+            view_hasher: kiln_contenthash::Hasher::new(None),
+            mount_dir,
+            cache_mounts,
+        });
+        let store = RedbKeyIndex::new(db, Arc::new(refs::RefCodec { snapshots })).map_err(|e| {
+            Error::Database {
+                path: db_path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let concurrency = if opts.concurrency == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        } else {
+            opts.concurrency
+        };
+        let solver = Solver::with_concurrency(Arc::new(store), concurrency);
+        Ok(Worker {
+            parts,
+            solver,
+            platform: opts.platform,
+        })
+    }
+
+    /// The snapshotter driver in use (the copy driver means overlayfs is unavailable).
+    pub fn driver(&self) -> Driver {
+        self.parts.snapshots.driver()
+    }
+
+    /// Runs an LLB definition and returns its result. `locals` are the directories the client
+    /// serves, by name (`context`, `dockerfile`, named contexts).
+    pub async fn solve(
+        &self,
+        def: &Definition,
+        locals: &BTreeMap<String, LocalDir>,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<Ref> {
+        let graph = Graph::from_definition(def)?;
+        let mut solver_graph = kiln_solver::Graph::new();
+        for (digest, vertex) in &graph.vertices {
+            let Some(body) = vertex.body() else { continue };
+            let id = digest.to_string();
+            let name = vertex
+                .metadata
+                .description
+                .get("llb.customname")
+                .cloned()
+                .unwrap_or_else(|| format!("{} {}", body.kind(), &id));
+            let platform = vertex.op.platform.clone();
+            let op: Arc<dyn kiln_solver::Op<Ref>> = match body {
+                LlbOp::Source(s) => self.source_op(s, platform, locals).await?,
+                LlbOp::Exec(e) => Arc::new(ops::Exec {
+                    parts: Arc::clone(&self.parts),
+                    op: e.clone(),
+                    platform,
+                }),
+                LlbOp::File(f) => Arc::new(ops::File {
+                    parts: Arc::clone(&self.parts),
+                    op: f.clone(),
+                    inputs: vertex.op.inputs.len(),
+                }),
+                LlbOp::Merge(_) => Arc::new(ops::Merge {
+                    parts: Arc::clone(&self.parts),
+                    inputs: vertex.op.inputs.len(),
+                }),
+                LlbOp::Diff(_) | LlbOp::Build(_) => {
+                    return Err(Error::Unsupported(format!(
+                        "{} ops are not supported by kiln yet",
+                        body.kind()
+                    )));
+                }
+            };
+            let mut v = kiln_solver::Vertex::new(id, name, op)
+                .outputs(vertex.output_count().max(1))
+                .ignore_cache(vertex.metadata.ignore_cache);
+            for input in &vertex.op.inputs {
+                v = v.input(
+                    input.digest.to_string(),
+                    usize::try_from(input.index).unwrap_or(0),
+                );
+            }
+            solver_graph.add(v)?;
+        }
+        let target = &graph.terminal;
+        let result = self
+            .solver
+            .solve(
+                solver_graph,
+                Edge::new(
+                    target.digest.to_string(),
+                    usize::try_from(target.index).unwrap_or(0),
+                ),
+                progress,
+            )
+            .await?;
+        Ok(result)
+    }
+
+    async fn source_op(
+        &self,
+        s: &kiln_llb::ops::SourceOp,
+        platform: Option<Platform>,
+        locals: &BTreeMap<String, LocalDir>,
+    ) -> Result<Arc<dyn kiln_solver::Op<Ref>>> {
+        if let Some(r) = s.identifier.strip_prefix("docker-image://") {
+            let mut reference = Reference::parse(r)
+                .map_err(|e| Error::Invalid(format!("invalid image {r:?}: {e}")))?;
+            let platform = platform.unwrap_or_else(|| self.platform.clone());
+            let mut identifier = s.identifier.clone();
+            if reference.digest().is_none() {
+                // Pin the reference first, so that the key says which image it is.
+                let resolved = self.parts.registry.resolve(&reference, &platform).await?;
+                reference = resolved.reference.clone();
+                identifier = format!("docker-image://{reference}");
+            }
+            return Ok(Arc::new(ops::ImageSource {
+                parts: Arc::clone(&self.parts),
+                identifier,
+                reference,
+                platform,
+            }));
+        }
+        if let Some(name) = s.identifier.strip_prefix("local://") {
+            let dir = locals.get(name).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "no local directory {name:?} was given for the build"
+                ))
+            })?;
+            let excludes = ops::json_list(&s.attrs, "local.excludepatterns")?;
+            let includes = ops::json_list(&s.attrs, "local.includepattern")?;
+            let follow_paths = ops::json_list(&s.attrs, "local.followpaths")?;
+            let filter = kiln_contenthash::Filter {
+                excludes: excludes.clone(),
+                includes: includes.clone(),
+                follow_paths: follow_paths.clone(),
+            };
+            let parts = Arc::clone(&self.parts);
+            let path = dir.path.clone();
+            let content =
+                tokio::task::spawn_blocking(move || parts.hasher.tree_digest(&path, &filter))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))??;
+            return Ok(Arc::new(ops::LocalSource {
+                parts: Arc::clone(&self.parts),
+                name: name.to_string(),
+                dir: dir.path.clone(),
+                excludes,
+                includes,
+                follow_paths,
+                content,
+            }));
+        }
+        Err(Error::Unsupported(format!(
+            "source {:?} is not supported by kiln yet",
+            s.identifier
+        )))
+    }
+
+    /// Writes a result's files into `dest` (created when missing), as `-o type=local` does.
+    pub async fn export_local(&self, result: &Ref, dest: &Path) -> Result<()> {
+        let parts = Arc::clone(&self.parts);
+        let result = result.clone();
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dest).map_err(|e| Error::io("creating", &dest, e))?;
+            with_view(&parts, &result, |dir| {
+                let copy = kiln_llb::ops::FileActionCopy {
+                    src: "/".to_string(),
+                    dest: "/".to_string(),
+                    mode: -1,
+                    dir_copy_contents: true,
+                    create_dest_path: true,
+                    always_replace_existing_dest_paths: true,
+                    timestamp: -1,
+                    ..Default::default()
+                };
+                let users = kiln_fileop::PasswdLookup::new(dir);
+                kiln_fileop::copy(dir, &dest, &copy, &users).map_err(Error::from)
+            })
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))?
+    }
+
+    /// Writes a result's files as a tarball, as `-o type=tar` does.
+    pub async fn export_tar(
+        &self,
+        result: &Ref,
+        out: Box<dyn std::io::Write + Send>,
+    ) -> Result<()> {
+        let parts = Arc::clone(&self.parts);
+        let result = result.clone();
+        tokio::task::spawn_blocking(move || {
+            with_view(&parts, &result, |dir| {
+                let mut out = out;
+                kiln_diff::write_diff_dirs(None, dir, &mut out, kiln_diff::DiffOpts::default())?;
+                out.flush()
+                    .map_err(|e| Error::io("writing", "tar output", e))
+            })
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))?
+    }
+}
+
+/// Runs `f` on a read-only mount of a result.
+fn with_view<T>(parts: &Parts, r: &Ref, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    let (key, view) = match r.snapshot() {
+        None => (None, Mounted::new(&parts.mount_dir, &[])?),
+        Some(name) => {
+            let key = mounts::unique_id("view/");
+            let m = parts.snapshots.view(&key, Some(name))?;
+            (Some(key), Mounted::new(&parts.mount_dir, &m)?)
+        }
+    };
+    let result = f(view.path());
+    drop(view);
+    if let Some(k) = key {
+        let _ = parts.snapshots.remove(&k);
+    }
+    result
+}
+
+/// Unmounts what an interrupted build left mounted under the worker's mount directory.
+fn unmount_stale(mount_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(mount_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let _ = kiln_snapshot::unmount(&path);
+        let _ = std::fs::remove_dir(&path);
+    }
+}
+
+use std::io::Write as _;
