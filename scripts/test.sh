@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
+# The parity tests build the same Dockerfiles through the Docker engine's BuildKit.
+bash scripts/dockerd.sh
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "kiln: installing cargo-nextest" >&2

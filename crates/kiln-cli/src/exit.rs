@@ -46,7 +46,7 @@ pub fn run(f: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
                 let _ = writeln!(stderr, "ERROR: {usage}");
                 return ExitCode::from(2);
             } else {
-                let _ = writeln!(stderr, "ERROR: {err:#}");
+                let _ = writeln!(stderr, "ERROR: {}", message(&err));
             }
             ExitCode::from(1)
         }
@@ -58,4 +58,46 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message already
+/// ends with (library errors often print their source themselves).
+fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl std::fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "creating /x: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = anyhow::Error::new(Wrapper(io)).context("locking /x");
+        assert_eq!(
+            super::message(&err),
+            "locking /x: creating /x: No such file or directory"
+        );
+    }
 }

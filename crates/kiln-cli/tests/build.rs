@@ -116,27 +116,39 @@ fn multi_stage_build_to_local_files_then_fully_cached() {
     // The files of the final stage, with their modes and owners.
     let artifacts = std::fs::read_to_string(dest.join("srv/artifacts/out.txt")).expect("out.txt");
     assert_eq!(artifacts, "tool ran\nhello from root\n");
-    let meta = std::fs::metadata(dest.join("srv/artifacts/out.txt")).expect("stat");
-    assert_eq!(
-        (meta.uid(), meta.gid()),
-        (1000, 1000),
-        "chown -R app:app in the build stage"
-    );
     let greeting = dest.join("home/app/greeting.txt");
     assert_eq!(
         std::fs::read_to_string(&greeting).expect("greeting"),
         "hello from the context\n"
     );
+    // As with BuildKit, a local export belongs to the user running the build (root here); the
+    // owners inside the image show in a tarball export.
     let meta = std::fs::metadata(&greeting).expect("stat");
     assert_eq!(
         (meta.uid(), meta.gid()),
-        (1000, 1000),
-        "COPY --chown=1000:1000"
+        (0, 0),
+        "local exports are owned by the caller"
+    );
+    let tar = out_dir.path().join("fs.tar");
+    let tarred = build(
+        state.path(),
+        context.path(),
+        &base,
+        &["-o", &format!("type=tar,dest={}", tar.display())],
+    );
+    assert_success(&tarred);
+    let owners = tar_owners(&tar);
+    assert_eq!(
+        owners.get("srv/artifacts/out.txt").map(String::as_str),
+        Some("1000/1000"),
+        "chown -R app:app in the build stage"
     );
     assert_eq!(
-        std::fs::read_to_string(dest.join("home/app/whoami.txt")).expect("whoami"),
-        "user=1000:1000 pwd=/home/app\n"
+        owners.get("home/app/greeting.txt").map(String::as_str),
+        Some("1000/1000"),
+        "COPY --chown=1000:1000"
     );
+    assert_eq!(owners.get("bin/busybox").map(String::as_str), Some("0/0"));
     assert!(
         dest.join("bin/busybox").is_file(),
         "the base image's files are exported"
@@ -248,6 +260,33 @@ fn multi_stage_build_to_local_files_then_fully_cached() {
     );
 }
 
+/// `path -> uid/gid` of every entry of a tarball, as GNU tar lists them.
+fn tar_owners(tar: &Path) -> std::collections::BTreeMap<String, String> {
+    let out = std::process::Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("-tvf")
+        .arg(tar)
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "tar -tvf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let owner = fields.get(1)?;
+            let path = fields
+                .get(5)?
+                .trim_start_matches("./")
+                .trim_end_matches('/');
+            Some((path.to_string(), owner.to_string()))
+        })
+        .collect()
+}
+
 /// How a step ended in a plain progress log: `CACHED`, `DONE` or `ERROR`; `None` if the step
 /// does not appear.
 fn step_state<'a>(log: &'a str, step: &str) -> Option<&'a str> {
@@ -316,6 +355,16 @@ fn failing_run_step_reports_exit_code_and_line() {
         "the step's output is shown: {stderr}"
     );
     assert!(stderr.contains("exit code: 3"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Dockerfile:2: failed to solve: process \"/bin/sh -c echo before-failing && exit 3\""
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(">>> RUN echo before-failing && exit 3"),
+        "the failing line is shown: {stderr}"
+    );
 }
 
 #[test]

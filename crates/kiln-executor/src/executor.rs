@@ -554,7 +554,29 @@ fn prepare(ctx: PrepareCtx) -> Result<MountStubs, Error> {
     let json = serde_json::to_vec(&oci)?;
     write_file(&ctx.bundle.join("config.json"), &json)?;
 
+    create_runtime_dirs(&spec.rootfs)?;
     MountStubs::create(&spec.rootfs, oci.mounts().as_deref().unwrap_or_default())
+}
+
+/// Creates `/proc`, `/dev` and `/sys` when the root filesystem lacks them, and leaves them there
+/// after the run, empty: BuildKit does the same (runc creates them, and BuildKit removes only the
+/// mount points it made itself, see moby/buildkit#3455), so an image built `FROM scratch` gets
+/// the same three empty directories with kiln as with BuildKit. What is mounted on them never
+/// reaches the layer.
+fn create_runtime_dirs(rootfs: &Path) -> Result<(), Error> {
+    for name in ["dev", "proc", "sys"] {
+        let path = rootfs.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&path).map_err(|e| Error::io("create", &path, e))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| Error::io("set permissions of", &path, e))?;
+            }
+            Err(e) => return Err(Error::io("stat", &path, e)),
+        }
+    }
+    Ok(())
 }
 
 fn write_file(path: &Path, content: &[u8]) -> Result<(), Error> {

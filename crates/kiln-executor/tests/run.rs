@@ -299,6 +299,19 @@ async fn bind_and_tmpfs_mounts_leave_no_trace() {
         written.is_some_and(|e| e.kind == "file" && e.size == 8),
         "the process's own file stays"
     );
+    // As with BuildKit (runc creates them), /dev, /proc and /sys stay, as empty directories.
+    for d in ["dev", "proc", "sys"] {
+        let entry = after.remove(std::path::Path::new(d));
+        assert!(
+            entry.is_some_and(|e| e.kind == "dir"),
+            "/{d} stays as an empty directory"
+        );
+        assert_eq!(
+            std::fs::read_dir(r.join(d)).map(|e| e.count()).ok(),
+            Some(0),
+            "/{d} is empty"
+        );
+    }
     // The root directory itself changed (written.txt); every other entry is as before.
     assert_eq!(
         after, before,
@@ -345,7 +358,14 @@ async fn stubs_the_process_used_stay() {
         !r.join("mnt/cache").exists(),
         "the unused mount point is removed"
     );
-    assert!(!r.join("proc").exists() && !r.join("dev").exists() && !r.join("sys").exists());
+    // /dev, /proc and /sys stay as empty directories, as with BuildKit.
+    for d in ["dev", "proc", "sys"] {
+        assert_eq!(
+            std::fs::read_dir(r.join(d)).map(|e| e.count()).ok(),
+            Some(0),
+            "/{d}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,7 +487,11 @@ async fn cancellation_kills_and_cleans_up() {
     };
     assert_eq!(leftovers("bundles"), 0, "no bundle left");
     assert_eq!(leftovers(kind.name()), 0, "no container state left");
-    assert_eq!(tree(rootfs.path()), before, "no mount stub left");
+    assert_eq!(
+        without_runtime_dirs(tree(rootfs.path())),
+        before,
+        "no mount stub left"
+    );
     // Nothing of the container is still running.
     let sleeping = std::fs::read_dir("/proc")
         .map(|d| {
@@ -490,7 +514,11 @@ async fn cancellation_kills_and_cleans_up() {
         )
         .await;
     assert!(matches!(result, Err(Error::Cancelled { .. })), "{result:?}");
-    assert_eq!(tree(rootfs.path()), before, "nothing was created");
+    assert_eq!(
+        without_runtime_dirs(tree(rootfs.path())),
+        before,
+        "nothing was created"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -662,7 +690,7 @@ async fn concurrent_runs() {
         expected,
         "one root filesystem"
     );
-    assert_eq!(tree(r), before, "no mount point left");
+    assert_eq!(without_runtime_dirs(tree(r)), before, "no mount point left");
 }
 
 /// Runs the runtime directly on a bundle made with the same configuration the executor
@@ -804,7 +832,11 @@ async fn dropping_a_run_cleans_up() {
         (0, 0),
         "no bundle or container state left"
     );
-    assert_eq!(tree(rootfs.path()), before, "no mount stub left");
+    assert_eq!(
+        without_runtime_dirs(tree(rootfs.path())),
+        before,
+        "no mount stub left"
+    );
     assert_eq!(
         processes_with(b"/bin/sleep\x00101\x00"),
         0,
@@ -897,4 +929,15 @@ async fn stub_removal_never_follows_planted_symlinks() {
         canary.path().join("b").is_dir(),
         "the host directory behind the symlink is untouched"
     );
+}
+
+/// A tree without the `/dev`, `/proc` and `/sys` directories the executor leaves in a root
+/// filesystem that lacked them (as BuildKit does).
+fn without_runtime_dirs(
+    mut t: std::collections::BTreeMap<std::path::PathBuf, common::Entry>,
+) -> std::collections::BTreeMap<std::path::PathBuf, common::Entry> {
+    for d in ["dev", "proc", "sys"] {
+        t.remove(std::path::Path::new(d));
+    }
+    t
 }

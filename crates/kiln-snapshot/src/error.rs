@@ -48,6 +48,14 @@ pub enum MountError {
         /// The error.
         errno: io::Error,
     },
+    /// The mount table (`/proc/self/mountinfo`) could not be read.
+    #[error("read the mount table {path}: {errno}")]
+    MountTable {
+        /// The file read.
+        path: PathBuf,
+        /// The error.
+        errno: io::Error,
+    },
 }
 
 /// Why a snapshotter operation failed.

@@ -33,8 +33,10 @@
 //! removals delete the record first and the directory after. A crash at any point therefore
 //! leaves, at worst, directories without a record (temporary or renamed ones), which the next
 //! [`Snapshotter::open`] removes; records whose directory is missing (which only damage from
-//! outside can cause) are dropped on open together with their descendants. What was dropped
-//! is reported by [`Snapshotter::recovery`].
+//! outside can cause) are dropped on open together with their descendants. The one mount the
+//! snapshotter makes inside its own directory, the test mount of the overlayfs check in
+//! `open`, is unmounted before its directory is removed when a crash interrupted it. What was
+//! dropped is reported by [`Snapshotter::recovery`].
 //!
 //! What it deliberately does not know: layers, tars, digests, images, what is in use. The
 //! callers (the differ, the unpacker, the worker running RUN steps, the cache) give snapshots
@@ -63,7 +65,7 @@ use std::time::SystemTime;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use error::{Error, MountError, Result};
-pub use mount::{Mount, mount_all, unmount, with_temp_mount};
+pub use mount::{Mount, mount_all, mounts_under, unmount, unmount_under, with_temp_mount};
 
 use error::{db_err, io_err};
 use fsutil::{Whiteouts, apply_tree, disk_usage, remove_any, sync_dir};
@@ -183,6 +185,9 @@ pub struct Recovery {
     /// Snapshots whose directory was missing (or whose parent was), with their descendants,
     /// now removed from the metadata.
     pub dropped_snapshots: Vec<String>,
+    /// Mount points inside those directories that a killed process left (the test mount of
+    /// the overlayfs check), unmounted before the directories were removed.
+    pub unmounted: Vec<PathBuf>,
 }
 
 /// The snapshotter: snapshots under `<root>/snapshots/`, metadata in a redb database.
@@ -491,7 +496,7 @@ impl Snapshotter {
     /// removal whose deletion failed) and returns them. Temporary directories of operations
     /// in progress are left alone; [`Snapshotter::open`] removes those too.
     pub fn cleanup(&self) -> Result<Vec<PathBuf>> {
-        self.remove_orphans(false)
+        self.remove_orphans(false).map(|(removed, _)| removed)
     }
 
     /// The `fs` directory of a snapshot directory id.
@@ -867,16 +872,23 @@ impl Snapshotter {
             dropped
         };
         txn.commit().map_err(db_err)?;
+        let (removed_directories, unmounted) = self.remove_orphans(true)?;
         Ok(Recovery {
-            removed_directories: self.remove_orphans(true)?,
+            removed_directories,
             dropped_snapshots: dropped,
+            unmounted,
         })
     }
 
     /// Removes the directories under `<root>/snapshots/` no record refers to; temporary ones
     /// too when `temporary` is set. Runs inside a write transaction, so that no snapshot is
     /// being created meanwhile (directory ids are never reused).
-    fn remove_orphans(&self, temporary: bool) -> Result<Vec<PathBuf>> {
+    ///
+    /// An orphan may have a mount inside: the test mount of the overlayfs check, left by a
+    /// process killed during [`Snapshotter::open`]. It is unmounted first (a directory with a
+    /// mount inside cannot be removed, and must not be emptied through the mount); the mount
+    /// points are returned with the removed directories.
+    fn remove_orphans(&self, temporary: bool) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         let txn = self.db.begin_write().map_err(db_err)?;
         let orphans = {
             let snapshots = txn.open_table(SNAPSHOTS).map_err(db_err)?;
@@ -903,6 +915,16 @@ impl Snapshotter {
             orphans
         };
         txn.abort().map_err(db_err)?;
+        let mut unmounted = Vec::new();
+        if !orphans.is_empty() {
+            // The kernel lists mount points by their resolved paths.
+            let dir = fs::canonicalize(&self.dir).map_err(io_err("resolve", &self.dir))?;
+            for orphan in &orphans {
+                if let Some(name) = orphan.file_name() {
+                    unmounted.extend(mount::unmount_under(&dir.join(name))?);
+                }
+            }
+        }
         for orphan in &orphans {
             remove_any(orphan)?;
         }
@@ -911,7 +933,7 @@ impl Snapshotter {
         }
         let mut orphans = orphans;
         orphans.sort();
-        Ok(orphans)
+        Ok((orphans, unmounted))
     }
 }
 

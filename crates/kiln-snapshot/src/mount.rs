@@ -243,6 +243,80 @@ fn unmount_all(target: &Path) -> Result<(), MountError> {
     }
 }
 
+/// Where the kernel lists this process's mounts.
+const MOUNTINFO: &str = "/proc/self/mountinfo";
+
+/// The mount points under `dir` (not `dir` itself), in the order they were mounted (parents
+/// before what is mounted inside them), from `/proc/self/mountinfo`. `dir` should be
+/// canonical: the kernel lists resolved paths.
+pub fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>, MountError> {
+    let table = std::fs::read_to_string(MOUNTINFO).map_err(|errno| MountError::MountTable {
+        path: PathBuf::from(MOUNTINFO),
+        errno,
+    })?;
+    Ok(parse_mountinfo(&table)
+        .into_iter()
+        .filter(|point| point != dir && point.starts_with(dir))
+        .collect())
+}
+
+/// The mount points of a mountinfo table (its fifth field, with the kernel's octal escapes of
+/// space, tab, newline and backslash undone), in table order.
+fn parse_mountinfo(table: &str) -> Vec<PathBuf> {
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_octal(field)))
+        .collect()
+}
+
+/// Undoes the `\NNN` octal escapes of a mountinfo field.
+fn unescape_octal(field: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let digits = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| b == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match digits {
+            Some(d) => {
+                let value = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 4;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
+}
+
+/// Unmounts everything mounted under `dir` (not `dir` itself), the most recent mount first (so that what is
+/// mounted inside another mount goes before it), falling back to a lazy detach for a mount
+/// that stays busy. Returns the mount points, in the order they were unmounted.
+///
+/// This is the cleanup after a crash: a process killed while it had something mounted under
+/// its state directory leaves the mount behind, and a directory with a mount inside cannot be
+/// removed (worse, removing it recursively would delete files through the mount).
+pub fn unmount_under(dir: &Path) -> Result<Vec<PathBuf>, MountError> {
+    let mut points = mounts_under(dir)?;
+    points.reverse();
+    let mut done: Vec<PathBuf> = Vec::new();
+    for point in points {
+        // A mount point listed twice (a stack of mounts) is unmounted whole the first time.
+        if done.contains(&point) {
+            continue;
+        }
+        unmount_all(&point)?;
+        done.push(point);
+    }
+    Ok(done)
+}
+
 /// Unmounts and removes a temporary mount point when dropped, so that a panic in the closure
 /// of [`with_temp_mount`] does not leak the mount.
 struct TempMount {
@@ -289,8 +363,29 @@ pub fn with_temp_mount<T>(mounts: &[Mount], f: impl FnOnce(&Path) -> T) -> Resul
 
 #[cfg(test)]
 mod tests {
-    use super::parse_options;
+    use super::{parse_mountinfo, parse_options};
+    use std::path::PathBuf;
+
     use rustix::mount::{MountFlags, MountPropagationFlags};
+
+    /// Mount points come out of mountinfo lines in table order, with escapes undone.
+    #[test]
+    fn mount_points_of_a_table() {
+        let table = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                     45 22 0:39 / /var/tmp/a\\040b/merged rw,relatime - overlay overlay rw,lowerdir=/x\n\
+                     46 45 0:40 / /var/tmp/a\\134c\\011d rw - tmpfs tmpfs rw\n\
+                     47 22 0:41 / /var/tmp/bad\\9 rw - tmpfs tmpfs rw\n";
+        let want: Vec<PathBuf> = [
+            "/",
+            "/var/tmp/a b/merged",
+            "/var/tmp/a\\c\td",
+            "/var/tmp/bad\\9",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(parse_mountinfo(table), want);
+    }
 
     fn check(
         options: &[&str],

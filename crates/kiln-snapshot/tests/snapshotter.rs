@@ -368,6 +368,48 @@ fn crash_leaves_directories_without_metadata() {
     );
 }
 
+/// A process killed during the overlayfs check of `open` leaves the check's test mount in the
+/// snapshotter's directory. The next open unmounts it before it removes the check's directory
+/// (which it could not remove with the mount inside, so that every later open failed).
+#[test]
+fn crash_during_the_overlay_check_leaves_a_mount() {
+    let fixture = Fixture::new(DriverChoice::Overlay);
+    fixture.layer("kept", None, &[Change::Write("a", "a")]);
+    let snapshots = fs::canonicalize(fixture.snapshotter.root().join("snapshots")).expect("path");
+    let check = snapshots.join("check-killed");
+    for dir in ["lower", "upper", "work", "merged"] {
+        fs::create_dir_all(check.join(dir)).expect("check directory");
+    }
+    fs::write(check.join("lower/f"), b"f").expect("lower file");
+    let overlay = Mount {
+        kind: "overlay".to_owned(),
+        source: "overlay".to_owned(),
+        options: vec![
+            format!("lowerdir={}", check.join("lower").display()),
+            format!("upperdir={}", check.join("upper").display()),
+            format!("workdir={}", check.join("work").display()),
+        ],
+    };
+    kiln_snapshot::mount_all(&[overlay], &check.join("merged")).expect("mount");
+    assert_eq!(
+        kiln_snapshot::mounts_under(&snapshots).expect("mount table"),
+        vec![check.join("merged")]
+    );
+
+    let fixture = fixture.reopen(DriverChoice::Overlay);
+    let recovery = fixture.snapshotter.recovery().clone();
+    assert_eq!(recovery.unmounted, vec![check.join("merged")]);
+    assert_eq!(recovery.removed_directories, vec![check.clone()]);
+    assert_eq!(
+        kiln_snapshot::mounts_under(&snapshots).expect("mount table"),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(
+        fixture.view_listing("v", Some("kept")),
+        vec!["a file \"a\" 644 0:0"]
+    );
+}
+
 /// Records whose directory is gone (damage from outside) are dropped with their descendants
 /// on open; unrelated snapshots stay usable.
 #[test]

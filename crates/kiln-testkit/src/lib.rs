@@ -15,29 +15,38 @@
 //!   registry holds exactly the bytes we wrote.
 //! - [`busybox_image`] and [`busybox_index_image`] are the one-call fixtures: a busybox image
 //!   (and a two-platform index) built once and pushed to a test registry.
+//! - [`DockerEngine`] is the Docker engine (Debian's `docker.io`) that parity tests compare
+//!   kiln's results with: `DOCKER_BUILDKIT=1 docker build` through Debian's client, on the
+//!   daemon `scripts/dockerd.sh` starts.
+//! - [`FileTree`] snapshots an exported tree (types, modes, owners, contents, link targets,
+//!   hard-link groups) so that two builders' results can be compared path by path.
 //!
 //! This crate knows nothing of kiln's engine: it only produces inputs (registries, images,
 //! root filesystems) that a test then feeds to the engine, so that engine tests exercise real
 //! components instead of fakes. It is a dev-dependency only and is never published.
 //!
-//! A missing tool (`docker-registry`, `skopeo`, `busybox-static`) is an error naming the
-//! Debian package, never a silent skip: the tests that need it must fail. Every fixture talks
-//! to loopback addresses only. The one piece of shared state is the busybox layout, built once
+//! A missing tool (`docker-registry`, `skopeo`, `busybox-static`, `docker.io`) or a Docker
+//! daemon that does not answer is an error naming the Debian package or the script that starts
+//! it, never a silent skip: the tests that need it must fail. Every fixture talks to loopback
+//! addresses only. The one piece of shared state is the busybox layout, built once
 //! per process (a `OnceLock`) and cached on disk under the system's temporary directory,
 //! keyed by the busybox binary's digest, because building it for each of the test processes
 //! nextest starts would cost more than the tests themselves.
 
 mod busybox;
+mod docker;
 mod error;
 mod layer;
 mod layout;
 mod push;
 mod registry;
+mod tree;
 
 pub use busybox::{
     BUSYBOX, BUSYBOX_INDEX_TAG, BUSYBOX_REPOSITORY, BUSYBOX_TAG, BusyboxLayout, busybox_entries,
     busybox_image, busybox_index_image, busybox_layout, busybox_rootfs,
 };
+pub use docker::{DOCKER, DOCKER_ENV, DockerEngine};
 pub use error::{Result, TestkitError};
 pub use layer::{
     Compression, EntryKind, FIXED_CREATED, FIXED_MTIME, Layer, LayerSource, TarEntry, materialize,
@@ -48,3 +57,4 @@ pub use layout::{
 };
 pub use push::{ManifestFormat, PushOptions, PushedImage, SKOPEO, push_layout, push_layout_with};
 pub use registry::{DOCKER_REGISTRY, TestRegistry};
+pub use tree::{FileTree, Node, NodeKind};

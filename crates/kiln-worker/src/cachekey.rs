@@ -99,10 +99,10 @@ fn platform(w: &mut KeyWriter, p: Option<&Platform>) {
     });
 }
 
-/// The key material of an image source: the pinned reference and the platform it was pulled
-/// for.
+/// The key material of an image source: what identifies the image (its manifest digest, or the
+/// reference when it is not pinned) and the platform it was pulled for.
 pub fn image_source(identifier: &str, p: Option<&Platform>) -> Vec<u8> {
-    let mut w = KeyWriter::new("kiln.source.image.v1");
+    let mut w = KeyWriter::new("kiln.source.image.v2");
     w.str(identifier);
     platform(&mut w, p);
     w.finish()
@@ -318,7 +318,7 @@ mod tests {
         let amd64 = Platform::new("linux", "amd64", "");
         let got = [
             hex(&image_source(
-                "docker-image://docker.io/library/busybox:latest@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                "sha256:1111111111111111111111111111111111111111111111111111111111111111",
                 Some(&amd64),
             )),
             hex(&local_source(
@@ -342,7 +342,7 @@ mod tests {
             })),
         ];
         let want = [
-            "be1be87301bf0979a0bc8c683d2f092d9287a39ccef94b8f90bf07829649fb0c",
+            "b5ae23479ad856a29b692bb026cc497fbdd082253344038fb423328908f6a90d",
             "434d391ec45cd84484901165d4e4a464060b74db41626e419ae3bb5e8a83614d",
             "f25156e7ce0f8bf297bd3ca09dad21f459090a9eb2943d5d58e80f3d39a06051",
             "c1ca4494fdbf12280ef77e11c9c0b2eec289036a060e1be74d97330a53a36d66",

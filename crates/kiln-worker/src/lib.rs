@@ -5,7 +5,7 @@
 //! (`redb`) shared by the snapshotter, the solver's cache index and the checksum cache, the
 //! container executor (`kiln-executor`, runc), the registry client (`kiln-registry`) and the
 //! content hasher (`kiln-contenthash`). [`Worker::solve`] turns an LLB definition into solver
-//! vertices (one solver op per LLB op kind, [`ops`]) and runs them with `kiln-solver`, whose
+//! vertices (one solver op per LLB op kind) and runs them with `kiln-solver`, whose
 //! results are committed snapshots ([`Ref`]). [`Worker::export_local`] and
 //! [`Worker::export_tar`] write a result out.
 //!
@@ -17,7 +17,11 @@
 //! canonical encoding of their fields plus their inputs' keys, and copies on the content of
 //! what they copy, so that an unrelated change in the build context keeps them cached.
 //!
-//! One process at a time uses a state directory: [`StateLock`].
+//! One process at a time uses a state directory: [`StateLock`]. A process may die at any
+//! moment (`kill -9`), so [`Worker::open`] starts by removing what an interrupted build left:
+//! containers still running (through the executor), mounts, temporary snapshots, and
+//! committed snapshots that never made it into the cache index ([`check_state`] reports the
+//! same leftovers without a build).
 
 pub mod cachekey;
 mod error;
@@ -25,6 +29,7 @@ mod lock;
 mod mounts;
 mod ops;
 mod refs;
+mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,14 +38,15 @@ use std::sync::Arc;
 use kiln_llb::{Definition, Graph, Op as LlbOp};
 use kiln_oci::{Platform, Reference};
 use kiln_progress::ProgressSink;
-use kiln_snapshot::{DriverChoice, Kind, Snapshotter};
-use kiln_solver::{Edge, RedbKeyIndex, Solver};
+use kiln_snapshot::{DriverChoice, Snapshotter};
+use kiln_solver::{Edge, Solver};
 
 pub use error::{Error, Result};
 pub use kiln_snapshot::Driver;
 pub use lock::StateLock;
 pub use ops::LocalDir;
 pub use refs::Ref;
+pub use state::{StateCheck, check_state};
 
 use mounts::Mounted;
 
@@ -83,8 +89,9 @@ pub struct Worker {
 
 impl Worker {
     /// Opens the worker's storage in `opts.root` (creating it), recovering from a crash of a
-    /// previous process: temporary snapshots and mounts of an interrupted build are removed.
-    /// The caller must hold the [`StateLock`] of the directory.
+    /// previous process: the containers, mounts and temporary snapshots of an interrupted
+    /// build are removed, and so are the committed snapshots no cache entry holds (see
+    /// [`check_state`]). The caller must hold the [`StateLock`] of the directory.
     pub async fn open(opts: WorkerOptions) -> Result<Worker> {
         let root = opts.root.clone();
         let mount_dir = root.join("mounts");
@@ -92,29 +99,22 @@ impl Worker {
         for dir in [&root, &mount_dir, &cache_mounts] {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
         }
-        unmount_stale(&mount_dir);
-        let db_path = root.join("metadata.redb");
-        let db = redb::Database::create(&db_path).map_err(|e| Error::Database {
-            path: db_path.clone(),
-            message: e.to_string(),
-        })?;
-        let db = Arc::new(db);
+        // Nothing else uses this directory (the caller holds the lock): whatever is in use is
+        // left by an interrupted build. Its containers may still run on its mounts, so the
+        // executor (which kills and deletes them) comes first, then the mounts, then the
+        // snapshots.
+        let executor =
+            kiln_executor::Executor::new(kiln_executor::ExecutorConfig::new(root.join("executor")))
+                .await?;
+        unmount_stale(&mount_dir)?;
+        remove_half_made_cache_mounts(&cache_mounts);
+        let db = state::open_db(&root)?;
         let snapshots = Arc::new(Snapshotter::open(
             root.join("snapshotter"),
             Arc::clone(&db),
             opts.snapshotter,
         )?);
-        // Nothing else uses this directory (the caller holds the lock): every snapshot that is
-        // not committed belongs to an interrupted build.
-        for info in snapshots.walk()? {
-            if info.kind != Kind::Committed {
-                let _ = snapshots.remove(&info.name);
-            }
-        }
         let content = kiln_content::ContentStore::open(root.join("content"))?;
-        let executor =
-            kiln_executor::Executor::new(kiln_executor::ExecutorConfig::new(root.join("executor")))
-                .await?;
         let hasher = kiln_contenthash::Hasher::new(Some(kiln_contenthash::StatCache::persistent(
             Arc::clone(&db),
         )?));
@@ -128,12 +128,10 @@ impl Worker {
             mount_dir,
             cache_mounts,
         });
-        let store = RedbKeyIndex::new(db, Arc::new(refs::RefCodec { snapshots })).map_err(|e| {
-            Error::Database {
-                path: db_path.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let store = state::open_index(&root, db, Arc::clone(&snapshots))?;
+        // Temporary snapshots of an interrupted build, and what it committed without recording
+        // it in the cache index, would otherwise stay for ever.
+        state::collect_garbage(&root, &snapshots, &store)?;
         let concurrency = if opts.concurrency == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -303,7 +301,14 @@ impl Worker {
                 };
                 let users = kiln_fileop::PasswdLookup::new(dir);
                 kiln_fileop::copy(dir, &dest, &copy, &users).map_err(Error::from)
-            })
+            })?;
+            // As BuildKit's client does (its filesync target), the exported files belong to the
+            // user running the build, whatever their owner in the image.
+            own_tree(
+                &dest,
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            )
         })
         .await
         .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))?
@@ -330,6 +335,33 @@ impl Worker {
     }
 }
 
+/// Gives every entry under `root` (not following symlinks) to `uid:gid`, keeping the set-id bits
+/// that `chown` clears on files.
+fn own_tree(root: &Path, uid: u32, gid: u32) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
+        if meta.uid() != uid || meta.gid() != gid {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                .map_err(|e| Error::io("changing the owner of", &path, e))?;
+            if !meta.file_type().is_symlink() && meta.mode() & 0o6000 != 0 {
+                std::fs::set_permissions(
+                    &path,
+                    std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+                )
+                .map_err(|e| Error::io("restoring the mode of", &path, e))?;
+            }
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(|e| Error::io("reading", &path, e))? {
+                stack.push(entry.map_err(|e| Error::io("reading", &path, e))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `f` on a read-only mount of a result.
 fn with_view<T>(parts: &Parts, r: &Ref, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let (key, view) = match r.snapshot() {
@@ -348,16 +380,31 @@ fn with_view<T>(parts: &Parts, r: &Ref, f: impl FnOnce(&Path) -> Result<T>) -> R
     result
 }
 
-/// Unmounts what an interrupted build left mounted under the worker's mount directory.
-fn unmount_stale(mount_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(mount_dir) else {
+/// Removes the cache mount directories an interrupted build was still seeding (`*.tmp`).
+fn remove_half_made_cache_mounts(cache_mounts: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache_mounts) else {
         return;
     };
     for entry in entries.flatten() {
-        let path = entry.path();
-        let _ = kiln_snapshot::unmount(&path);
-        let _ = std::fs::remove_dir(&path);
+        if entry.path().extension().is_some_and(|e| e == "tmp") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
+}
+
+/// Unmounts what an interrupted build left mounted under the worker's mount directory (where
+/// its ops mount snapshots, and nothing else is mounted), and removes the mount points.
+fn unmount_stale(mount_dir: &Path) -> Result<()> {
+    let canonical =
+        std::fs::canonicalize(mount_dir).map_err(|e| Error::io("resolving", mount_dir, e))?;
+    kiln_snapshot::unmount_under(&canonical)?;
+    let Ok(entries) = std::fs::read_dir(mount_dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let _ = std::fs::remove_dir(entry.path());
+    }
+    Ok(())
 }
 
 use std::io::Write as _;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use kiln_llb::ops::{
-    ExecOp, FileActionCopy, FileActionKind, FileOp, MountType, NetMode, SecurityMode,
+    ChownOpt, ExecOp, FileActionCopy, FileActionKind, FileOp, MountType, NetMode, SecurityMode,
+    UserOpt,
 };
 use kiln_oci::{Digest, Platform, Reference};
 use kiln_progress::Event;
@@ -88,10 +89,17 @@ pub(crate) struct ImageSource {
 }
 
 impl Op<Ref> for ImageSource {
+    /// The key is the manifest digest the reference is pinned to and the platform, not the
+    /// reference's name: the same image pulled from another registry or under another tag is the
+    /// same result (as BuildKit keys image sources).
     fn cache_key(&self) -> CacheKeyInput {
+        let what = match self.reference.digest() {
+            Some(d) => d.to_string(),
+            None => self.identifier.clone(),
+        };
         CacheKeyInput::new(
-            "kiln.source.image.v1",
-            cachekey::image_source(&self.identifier, Some(&self.platform)),
+            "kiln.source.image.v2",
+            cachekey::image_source(&what, Some(&self.platform)),
         )
     }
 
@@ -242,6 +250,10 @@ pub struct LocalDir {
 /// `local://NAME`: a copy of the client's directory, filtered by its exclude patterns and
 /// follow paths. Its key is the digest of the filtered content, so an unchanged context (even
 /// with new mtimes) is a cache hit and needs no copy.
+///
+/// Every copied path belongs to root (0:0), whoever owns it on the client: BuildKit's clients
+/// (buildx, `docker build`, buildctl) send local directories with uid and gid reset to 0, so a
+/// `COPY` from the context without `--chown` gives root-owned files.
 pub(crate) struct LocalSource {
     pub parts: Arc<Parts>,
     pub name: String,
@@ -254,8 +266,9 @@ pub(crate) struct LocalSource {
 
 impl Op<Ref> for LocalSource {
     fn cache_key(&self) -> CacheKeyInput {
+        // v2: the copy belongs to root (v1 kept the client's owners).
         CacheKeyInput::new(
-            "kiln.source.local.v1",
+            "kiln.source.local.v2",
             cachekey::local_source(&self.name, &self.content.to_string()),
         )
     }
@@ -275,6 +288,10 @@ impl Op<Ref> for LocalSource {
             create_dest_path: true,
             allow_wildcard: false,
             timestamp: -1,
+            owner: Some(ChownOpt {
+                user: Some(UserOpt::ById(0)),
+                group: Some(UserOpt::ById(0)),
+            }),
             include_patterns: self
                 .includes
                 .iter()

@@ -185,6 +185,21 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             ))
             .into())
         }
+        Err(BuildFailure::Step {
+            start,
+            end,
+            message,
+        }) => {
+            let _ = summary;
+            Err(Rendered(source_context::render(
+                &name,
+                &source,
+                start,
+                end,
+                &format!("failed to solve: {message}"),
+            ))
+            .into())
+        }
         Err(BuildFailure::Other(e)) => {
             let _ = summary;
             Err(anyhow::anyhow!("failed to solve: {e:#}"))
@@ -192,10 +207,40 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     }
 }
 
-/// How a build failed: in the Dockerfile (shown with its lines) or while building.
+/// How a build failed: in the Dockerfile (shown with its lines), in a step that came from a
+/// Dockerfile line, or otherwise.
 enum BuildFailure {
     Dockerfile(kiln_frontend_dockerfile::ConvertError),
+    Step {
+        start: usize,
+        end: usize,
+        message: String,
+    },
     Other(anyhow::Error),
+}
+
+/// The Dockerfile lines a failed vertex came from, from the definition's source map.
+fn step_failure(def: &kiln_llb::Definition, err: kiln_worker::Error) -> BuildFailure {
+    let kiln_worker::Error::Solve(kiln_solver::SolveError::Exec { vertex, source, .. }) = &err
+    else {
+        return BuildFailure::Other(err.into());
+    };
+    let lines = def.source.as_ref().and_then(|s| {
+        let digest = kiln_oci::Digest::parse(vertex).ok()?;
+        let range = s.locations.get(&digest)?.first()?.ranges.first()?;
+        Some((
+            usize::try_from(range.start.line).ok()?,
+            usize::try_from(range.end.line).ok()?,
+        ))
+    });
+    match lines {
+        Some((start, end)) if start > 0 => BuildFailure::Step {
+            start,
+            end,
+            message: source.to_string(),
+        },
+        _ => BuildFailure::Other(err.into()),
+    }
 }
 
 impl<E: Into<anyhow::Error>> From<E> for BuildFailure {
@@ -237,6 +282,7 @@ async fn run(
     let resolver = RegistryResolver {
         registry,
         sink: Arc::clone(&sink),
+        resolved: Arc::default(),
     };
     let converted = kiln_frontend_dockerfile::convert(source, opts, &resolver)
         .await
@@ -249,7 +295,8 @@ async fn run(
     }
     let result = worker
         .solve(&converted.definition, locals, Arc::clone(&sink))
-        .await?;
+        .await
+        .map_err(|e| step_failure(&converted.definition, e))?;
 
     for output in outputs {
         match output {
@@ -330,6 +377,13 @@ fn internal_step(
 struct RegistryResolver {
     registry: Arc<dyn kiln_registry::Registry>,
     sink: Arc<dyn ProgressSink>,
+    /// Each reference is looked up once per build, whatever the number of stages using it.
+    #[allow(clippy::type_complexity)]
+    resolved: Arc<
+        std::sync::Mutex<
+            BTreeMap<(String, String), Arc<tokio::sync::OnceCell<Result<ResolvedImage, String>>>>,
+        >,
+    >,
 }
 
 impl ImageResolver for RegistryResolver {
@@ -343,35 +397,48 @@ impl ImageResolver for RegistryResolver {
         let sink = Arc::clone(&self.sink);
         let reference = reference.to_string();
         let platform = platform.clone();
+        let cache = Arc::clone(&self.resolved);
         async move {
-            let id = format!("[internal] load metadata for {reference}");
-            sink.send(Event::Vertex {
-                id: id.clone(),
-                name: id.clone(),
-                inputs: Vec::new(),
-            });
-            sink.send(Event::Started {
-                id: id.clone(),
-                at: SystemTime::now(),
-            });
-            let result = async {
-                let parsed = kiln_oci::Reference::parse(&reference).map_err(|e| e.to_string())?;
-                let resolved = registry
-                    .resolve(&parsed, &platform)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>(ResolvedImage {
-                    reference: resolved.reference.without_tag_or_digest_keep_tag(),
-                    digest: resolved.reference.digest().cloned(),
-                    config: Some(resolved.config),
+            let key = (reference.clone(), platform.format_all());
+            let cell = {
+                let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+                Arc::clone(map.entry(key).or_default())
+            };
+            let result = cell
+                .get_or_init(|| async {
+                    let id = format!("[internal] load metadata for {reference}");
+                    sink.send(Event::Vertex {
+                        id: id.clone(),
+                        name: id.clone(),
+                        inputs: Vec::new(),
+                    });
+                    sink.send(Event::Started {
+                        id: id.clone(),
+                        at: SystemTime::now(),
+                    });
+                    let result = async {
+                        let parsed =
+                            kiln_oci::Reference::parse(&reference).map_err(|e| e.to_string())?;
+                        let resolved = registry
+                            .resolve(&parsed, &platform)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        Ok::<_, String>(ResolvedImage {
+                            reference: resolved.reference.without_tag_or_digest_keep_tag(),
+                            digest: resolved.reference.digest().cloned(),
+                            config: Some(resolved.config),
+                        })
+                    }
+                    .await;
+                    sink.send(Event::Completed {
+                        id,
+                        at: SystemTime::now(),
+                        error: result.as_ref().err().cloned(),
+                    });
+                    result
                 })
-            }
-            .await;
-            sink.send(Event::Completed {
-                id,
-                at: SystemTime::now(),
-                error: result.as_ref().err().cloned(),
-            });
+                .await
+                .clone();
             result.map_err(|message| ResolveError { message })
         }
     }
