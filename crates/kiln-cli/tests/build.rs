@@ -317,6 +317,8 @@ fn tar_output_and_stdin_dockerfile() {
         .arg("build")
         .arg("--root")
         .arg(state.path())
+        .arg("--metadata-file")
+        .arg(dir.path().join("metadata.json"))
         .args(["--progress", "plain", "-f", "-", "-o"])
         .arg(format!("type=tar,dest={}", tar.display()))
         .arg(dir.path())
@@ -332,6 +334,17 @@ fn tar_output_and_stdin_dockerfile() {
     let listing = String::from_utf8_lossy(&listing.stdout);
     assert!(listing.contains("made.txt"), "{listing}");
     assert!(listing.contains("bin/busybox"), "{listing}");
+    let metadata: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("metadata.json")).expect("metadata file"),
+    )
+    .expect("JSON");
+    let reference = metadata["buildx.build.ref"]
+        .as_str()
+        .expect("buildx.build.ref");
+    assert!(
+        reference.starts_with("default/default/") && reference.len() == 16 + 25,
+        "{reference}"
+    );
 }
 
 #[test]

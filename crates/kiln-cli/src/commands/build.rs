@@ -48,12 +48,6 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>, _>>()
         .map_err(UsageError)?;
-    if args.iidfile.is_some() || args.metadata_file.is_some() {
-        return Err(UsageError(
-            "--iidfile and --metadata-file describe an image, and kiln cannot export images yet (use -o type=local or type=tar)".to_string(),
-        )
-        .into());
-    }
     if !args.tags.is_empty() {
         return Err(UsageError("-t/--tag names an image, and kiln cannot export images yet (use -o type=local or type=tar)".to_string()).into());
     }
@@ -177,7 +171,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     let result = runtime.block_on(run(&root, &source, &name, &opts, &locals, &outputs, sink));
     let summary = printer.finish();
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => write_result_files(args, &opts.session_id),
         Err(BuildFailure::Dockerfile(e)) => {
             let (start, end) = e.lines.first().map(|l| (l.start, l.end)).unwrap_or((0, 0));
             Err(Rendered(source_context::render(
@@ -205,6 +199,60 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             Err(anyhow::anyhow!("failed to solve: {e:#}"))
         }
     }
+}
+
+/// `--metadata-file` and `--iidfile`. With the outputs kiln has today (files, tarballs), a build
+/// makes no image, so, as buildx does for such outputs, the metadata file holds only the build
+/// reference (`buildx.build.ref`, `BUILDER/NODE/REF`) and no image id file is written.
+fn write_result_files(args: &BuildArgs, session: &str) -> anyhow::Result<()> {
+    if let Some(path) = &args.metadata_file {
+        let reference = format!("default/default/{}", build_ref(session));
+        let mut doc = serde_json::Map::new();
+        doc.insert(
+            "buildx.build.ref".to_string(),
+            serde_json::Value::String(reference),
+        );
+        let mut bytes = serde_json::to_vec_pretty(&serde_json::Value::Object(doc))?;
+        bytes.push(b'\n');
+        write_atomically(path, &bytes)?;
+    }
+    if let Some(path) = &args.iidfile {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "WARNING: no image id written to {}: this build made no image (image outputs are not supported yet)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// A build reference in buildx's shape: 25 lower-case base-36 characters, derived from the
+/// session id.
+fn build_ref(session: &str) -> String {
+    let digest = kiln_oci::Digest::of_bytes(session.as_bytes()).to_string();
+    let hex = digest.trim_start_matches("sha256:");
+    hex.bytes()
+        .take(25)
+        .map(|b| {
+            let v = (b as char).to_digit(16).unwrap_or(0) as u8;
+            (if v < 10 { b'0' + v } else { b'a' + v - 10 }) as char
+        })
+        .collect()
+}
+
+/// Writes a file whole or not at all (temp file in the same directory, then rename).
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// How a build failed: in the Dockerfile (shown with its lines), in a step that came from a
