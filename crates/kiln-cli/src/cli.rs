@@ -21,8 +21,58 @@ pub enum Command {
     /// Tools for looking inside kiln: parse trees and LLB graphs.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Disk usage of the build cache.
+    Du(DuArgs),
+    /// Remove build cache.
+    Prune(PruneArgs),
     /// Show kiln's version.
     Version,
+}
+
+/// Arguments of `kiln du` (the flags of `docker buildx du`).
+#[derive(Debug, Args)]
+pub struct DuArgs {
+    /// Provide filter values (`type=regular`, `id=ID`, `until=24h`, ...).
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Provide a more verbose output.
+    #[arg(long)]
+    pub verbose: bool,
+    /// The directory holding kiln's state (default: `/var/lib/kiln` for root).
+    #[arg(long = "root", env = "KILN_ROOT", hide = true)]
+    pub root: Option<PathBuf>,
+}
+
+/// Arguments of `kiln prune` (the flags of `docker buildx prune`).
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Include internal/frontend images.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values (`until=24h`, `type=exec.cachemount`, ...).
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Amount of disk space always allowed to keep for cache.
+    #[arg(long = "reserved-space", value_name = "BYTES")]
+    pub reserved_space: Option<String>,
+    /// Maximum amount of disk space allowed to keep for cache.
+    #[arg(long = "max-used-space", value_name = "BYTES")]
+    pub max_used_space: Option<String>,
+    /// Target amount of free disk space after pruning.
+    #[arg(long = "min-free-space", value_name = "BYTES")]
+    pub min_free_space: Option<String>,
+    /// Amount of disk space to keep for cache (deprecated: use `--reserved-space`).
+    #[arg(long = "keep-storage", value_name = "BYTES")]
+    pub keep_storage: Option<String>,
+    /// Do not prompt for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide a more verbose output.
+    #[arg(long)]
+    pub verbose: bool,
+    /// The directory holding kiln's state (default: `/var/lib/kiln` for root).
+    #[arg(long = "root", env = "KILN_ROOT", hide = true)]
+    pub root: Option<PathBuf>,
 }
 
 /// `kiln debug ...`.
@@ -124,6 +174,24 @@ pub struct BuildArgs {
     /// Output destination (format: `type=local,dest=path`).
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
+    /// Add a custom host-to-IP mapping (format: `host:ip`).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// Allow extra privileged entitlement (e.g., `network.host`, `security.insecure`).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+    /// Secret to expose to the build (format: `id=mysecret[,src=/local/secret]`).
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// Shared memory size for build containers (`/dev/shm`).
+    #[arg(long = "shm-size", value_name = "BYTES")]
+    pub shm_size: Option<String>,
+    /// SSH agent socket to expose to the build (format: `default|<id>[=<socket>]`).
+    #[arg(long = "ssh")]
+    pub ssh: Vec<String>,
+    /// Ulimit options (format: `name=soft[:hard]`).
+    #[arg(long = "ulimit", value_name = "ULIMIT")]
+    pub ulimits: Vec<String>,
     /// The directory holding kiln's state (default: `/var/lib/kiln` for root).
     #[arg(long = "root", env = "KILN_ROOT", hide = true)]
     pub root: Option<PathBuf>,

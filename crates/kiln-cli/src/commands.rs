@@ -2,6 +2,8 @@
 
 mod build;
 pub(crate) mod debug;
+mod du;
+mod prune;
 
 use crate::cli::{Cli, Command, DebugCommand};
 
@@ -11,6 +13,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Build(args) => build::build(&args),
         Command::Debug(DebugCommand::ParseDockerfile(args)) => debug::parse_dockerfile(&args),
         Command::Debug(DebugCommand::DumpLlb(args)) => debug::dump_llb(&args),
+        Command::Du(args) => du::du(&args),
+        Command::Prune(args) => prune::prune(&args),
         Command::Version => {
             use std::io::Write;
             writeln!(

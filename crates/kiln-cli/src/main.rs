@@ -5,11 +5,13 @@
 //! exit code, in one place ([`exit`]). Libraries never print; everything the user sees is written
 //! here. stdout carries data only (dumps, digests); messages go to stderr.
 
+mod build_flags;
 mod cli;
 mod commands;
 mod exit;
 mod inputs;
 mod outputs;
+mod remote_context;
 mod source_context;
 
 use clap::Parser;

@@ -74,7 +74,7 @@ pub fn parse_output(value: &str) -> Result<Output, String> {
 
 /// Splits a CSV line as Go's `encoding/csv` does for one record: fields separated by commas,
 /// double-quoted fields may contain commas and doubled quotes.
-fn split_csv(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();

@@ -7,10 +7,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use kiln_dockerignore::{MatchInfo, PatternMatcher};
-use kiln_gostd::path::{base, clean, dir, join};
+use kiln_gostd::path::{base, clean, contains_wildcards, dir, join, matches};
 
 use crate::error::{Error, io_err};
-use crate::gomatch::{Glob, contains_wildcards};
 use crate::resolve::is_missing;
 
 /// Characters that make a pattern more than a plain path (fsutil's list for Unix).
@@ -248,7 +247,6 @@ impl Resolver<'_> {
                 Err(e) => return Err(io_err("readdir", dir_path)(e)),
             };
             // A malformed pattern matches nothing here, as in fsutil.
-            let glob = Glob::new(name).ok();
             let mut names = Vec::new();
             for entry in entries {
                 let entry = entry.map_err(io_err("readdir", &dir_path))?;
@@ -257,10 +255,7 @@ impl Resolver<'_> {
             names.sort();
             let mut out = Vec::new();
             for entry_name in names {
-                if glob
-                    .as_ref()
-                    .is_some_and(|g| g.matches(&entry_name) == Ok(true))
-                {
+                if matches(name, &entry_name) == Ok(true) {
                     out.extend(
                         self.symlink_targets(&join(&[parent.as_str(), &entry_name]), false)?,
                     );

@@ -51,7 +51,6 @@ mod content;
 pub mod encode;
 mod error;
 mod filter;
-mod gomatch;
 mod meta;
 mod resolve;
 mod statcache;
@@ -62,7 +61,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_gostd::path::{base, clean, join};
+use kiln_gostd::path::{base, clean, join, matches, split_wildcards};
 use kiln_oci::Digest;
 
 pub use encode::VERSION;
@@ -72,7 +71,6 @@ pub use statcache::StatCache;
 use crate::encode::{EMPTY_CONTENT, Sum, selection_digest, to_digest};
 use crate::error::io_err;
 use crate::filter::{PatternFilter, follow_targets};
-use crate::gomatch::{Glob, split_wildcards};
 use crate::resolve::resolve_in_root;
 use crate::tree::{RootMode, Tree, join_rel, list_dir};
 
@@ -246,10 +244,11 @@ impl Hasher {
 
         let patterns = PatternFilter::new(&opts.includes, &opts.excludes)?;
         let items = if opts.wildcard {
-            let glob = Glob::new(&selector_path).map_err(|_| Error::BadSelector {
+            // Matching the empty name checks the whole pattern, as Go reports it.
+            matches(&selector_path, "").map_err(|_| Error::BadSelector {
                 selector: selector.to_owned(),
             })?;
-            wildcard_items(&root, &selector_path, &glob)?
+            wildcard_items(&root, &selector_path)?
         } else {
             let resolved =
                 resolve_in_root(&root, OsStr::new(&selector_path), false, &selector_path)?
@@ -344,7 +343,7 @@ struct Item {
 /// wildcard-free prefix is resolved inside the root (a final symlink too when wildcards
 /// follow); below it, the walk descends only as deep as the pattern reaches and does not
 /// look inside matched entries.
-fn wildcard_items(root: &Path, selector: &str, glob: &Glob) -> Result<Vec<Item>, Error> {
+fn wildcard_items(root: &Path, selector: &str) -> Result<Vec<Item>, Error> {
     let (prefix, rest) = split_wildcards(selector);
     let Some(resolved_prefix) =
         resolve_in_root(root, OsStr::new(&prefix), !rest.is_empty(), &prefix)?
@@ -353,7 +352,7 @@ fn wildcard_items(root: &Path, selector: &str, glob: &Glob) -> Result<Vec<Item>,
     };
     if rest.is_empty() {
         // Nothing to expand: the prefix itself, if the pattern (with its escapes) names it.
-        if !glob.matches(&prefix).unwrap_or(false) {
+        if !matches(selector, &prefix).unwrap_or(false) {
             return Ok(Vec::new());
         }
         return Ok(vec![Item {
@@ -371,7 +370,7 @@ fn wildcard_items(root: &Path, selector: &str, glob: &Glob) -> Result<Vec<Item>,
             let child = rel.join(&name);
             let child_str = child.to_string_lossy().into_owned();
             let display = join(&[prefix.as_str(), child_str.as_str()]);
-            let matched = glob.matches(&display).map_err(|_| Error::BadSelector {
+            let matched = matches(selector, &display).map_err(|_| Error::BadSelector {
                 selector: selector.to_owned(),
             })?;
             if matched {

@@ -1,18 +1,17 @@
 //! Path resolution inside a root: symlinks are followed as if `root` were `/`, so that no
 //! path ever leads outside it (an absolute target starts again at `root`, `..` stops at
-//! `root`).
+//! `root`). The walk itself is [`kiln_fsroot`]'s, with `filepath-securejoin`'s reading of `..`,
+//! which BuildKit's resolution follows.
 
-use std::collections::VecDeque;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use kiln_fsroot::{Options, Policy};
 
 use crate::error::{Error, io_err};
-
-/// How many symlinks one resolution may follow before it is called a loop (as
-/// `filepath-securejoin`, which BuildKit's resolution follows).
-const MAX_LINKS: usize = 255;
 
 /// Resolves `path` (`/`-separated, absolute or relative to `root`) to the entry it names
 /// inside `root`. Every symlink met on the way is resolved inside `root`; the last element
@@ -27,58 +26,26 @@ pub(crate) fn resolve_in_root(
     follow_final: bool,
     display: &str,
 ) -> Result<Option<PathBuf>, Error> {
-    let mut current: Vec<OsString> = Vec::new();
-    let mut remaining: VecDeque<OsString> = elements(path).collect();
-    let mut links = 0;
-    while let Some(element) = remaining.pop_front() {
-        if element == ".." {
-            current.pop();
-            continue;
+    let root_fd = kiln_fsroot::open_root(root).map_err(io_err("open", root))?;
+    let options = Options {
+        follow_last: follow_final,
+        missing: Policy::Fail,
+        not_dir: Policy::Fail,
+        ..Options::securejoin()
+    };
+    match kiln_fsroot::resolve(root_fd.as_fd(), path.as_bytes(), &options) {
+        Ok(resolved) => Ok(Some(resolved.to_path_buf())),
+        Err(kiln_fsroot::Error::NotFound { .. } | kiln_fsroot::Error::NotADirectory { .. }) => {
+            Ok(None)
         }
-        let mut next = root.to_path_buf();
-        next.extend(&current);
-        next.push(&element);
-        let meta = match std::fs::symlink_metadata(&next) {
-            Ok(meta) => meta,
-            Err(e) if is_missing(&e) => return Ok(None),
-            Err(e) => return Err(io_err("lstat", next)(e)),
-        };
-        let last = remaining.is_empty();
-        if meta.file_type().is_symlink() && (!last || follow_final) {
-            links += 1;
-            if links > MAX_LINKS {
-                return Err(Error::TooManyLinks {
-                    path: display.to_owned(),
-                });
-            }
-            let target = std::fs::read_link(&next).map_err(io_err("readlink", &next))?;
-            if target.as_os_str().as_bytes().first() == Some(&b'/') {
-                current.clear();
-            }
-            for element in elements(target.as_os_str())
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-            {
-                remaining.push_front(element);
-            }
-            continue;
+        Err(kiln_fsroot::Error::TooManyLinks { .. }) => Err(Error::TooManyLinks {
+            path: display.to_owned(),
+        }),
+        Err(kiln_fsroot::Error::Io { op, path, source }) => {
+            Err(io_err(op, root.join(path.to_path_buf()))(source))
         }
-        if !last && !meta.is_dir() {
-            return Ok(None);
-        }
-        current.push(element);
+        Err(e) => Err(io_err("resolve", root.join(path))(e.into_io())),
     }
-    Ok(Some(current.iter().collect()))
-}
-
-/// The elements of a path other than `/` and `.`, in order.
-fn elements(path: &OsStr) -> impl Iterator<Item = OsString> + '_ {
-    Path::new(path).components().filter_map(|c| match c {
-        Component::Normal(name) => Some(name.to_os_string()),
-        Component::ParentDir => Some(OsString::from("..")),
-        Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
-    })
 }
 
 /// Whether an error means "no such entry" (a missing element, or a file used as a

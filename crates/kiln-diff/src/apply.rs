@@ -9,6 +9,7 @@
 //! archive nor hard link targets can make it touch anything outside the destination.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -17,6 +18,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use kiln_fsroot::{Fill, InPath};
 use kiln_oci::Digest;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
@@ -28,7 +30,7 @@ use crate::fsutil::is_overlay_internal;
 use crate::gotar::flag;
 use crate::hash::HashingReader;
 use crate::lowers;
-use crate::resolve::{Missing, Resolved, Root, clean, join};
+use crate::resolve::{Resolved, Root, clean, components, join};
 
 /// The prefix that marks a whiteout entry.
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -508,46 +510,47 @@ impl<'a> State<'a> {
         }
         let lowers = self.lowers;
         let dirs = &mut self.dirs;
-        let mut on_missing =
-            |at: BorrowedFd<'_>, rel: &[Vec<u8>], name: &[u8]| -> io::Result<Missing> {
-                if !create {
-                    return Ok(Missing::Absent);
+        let mut on_missing = |at: BorrowedFd<'_>, rel: &InPath, name: &OsStr| -> io::Result<Fill> {
+            if !create {
+                return Ok(Fill::Absent);
+            }
+            let rel = components(rel);
+            let name = name.as_bytes();
+            let mut full: Vec<&[u8]> = rel.iter().map(Vec::as_slice).collect();
+            full.push(name);
+            if let Some(found) = lowers::lookup(lowers, &full)? {
+                let ft = found.meta.file_type();
+                if ft.is_symlink() {
+                    let target = std::fs::read_link(&found.path)?;
+                    return Ok(Fill::Link(target.as_os_str().as_bytes().to_vec()));
                 }
-                let mut full: Vec<&[u8]> = rel.iter().map(Vec::as_slice).collect();
-                full.push(name);
-                if let Some(found) = lowers::lookup(lowers, &full)? {
-                    let ft = found.meta.file_type();
-                    if ft.is_symlink() {
-                        let target = std::fs::read_link(&found.path)?;
-                        return Ok(Missing::Follow(target.as_os_str().as_bytes().to_vec()));
-                    }
-                    if !ft.is_dir() {
-                        return Err(Errno::NOTDIR.into());
-                    }
-                    rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o700))?;
-                    copy_dir_meta(at, name, &found.path, &found.meta)?;
-                    let mut rel_full = rel.to_vec();
-                    rel_full.push(name.to_vec());
-                    dirs.push(DirTime {
-                        rel: rel_full,
-                        times: Timestamps {
-                            last_access: Timespec {
-                                tv_sec: found.meta.atime(),
-                                tv_nsec: found.meta.atime_nsec() as _,
-                            },
-                            last_modification: Timespec {
-                                tv_sec: found.meta.mtime(),
-                                tv_nsec: found.meta.mtime_nsec() as _,
-                            },
+                if !ft.is_dir() {
+                    return Err(Errno::NOTDIR.into());
+                }
+                rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o700))?;
+                copy_dir_meta(at, name, &found.path, &found.meta)?;
+                let mut rel_full = rel;
+                rel_full.push(name.to_vec());
+                dirs.push(DirTime {
+                    rel: rel_full,
+                    times: Timestamps {
+                        last_access: Timespec {
+                            tv_sec: found.meta.atime(),
+                            tv_nsec: found.meta.atime_nsec() as _,
                         },
-                    });
-                    return Ok(Missing::Created);
-                }
-                rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o755))?;
-                // mkdir is subject to the umask; containerd's parents end up 0755 under the usual one.
-                rustix::fs::chmodat(at, name, Mode::from_raw_mode(0o755), AtFlags::empty())?;
-                Ok(Missing::Created)
-            };
+                        last_modification: Timespec {
+                            tv_sec: found.meta.mtime(),
+                            tv_nsec: found.meta.mtime_nsec() as _,
+                        },
+                    },
+                });
+                return Ok(Fill::Created);
+            }
+            rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o755))?;
+            // mkdir is subject to the umask; containerd's parents end up 0755 under the usual one.
+            rustix::fs::chmodat(at, name, Mode::from_raw_mode(0o755), AtFlags::empty())?;
+            Ok(Fill::Created)
+        };
         let resolved = Rc::new(self.root.resolve_dir(comps, &mut on_missing)?);
         self.cache.insert(key, Rc::clone(&resolved));
         Ok(resolved)

@@ -22,12 +22,11 @@
 //!   times and `SCHILY.xattr.*` attributes; device nodes and FIFOs are skipped;
 //! * directory times are set last, in archive order.
 
-use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec};
 use rustix::io::Errno;
@@ -35,8 +34,8 @@ use tar::EntryType;
 
 use crate::error::Error;
 use crate::root::{
-    InPath, MAX_LINKS, Root, chmod_special_at, chown_at, chown_fd, open_dir_beneath, remove_all_at,
-    set_times_at, set_times_fd, stat_at,
+    InPath, Root, chmod_special_at, chown_at, chown_fd, open_dir_beneath, remove_all_at,
+    resolve_error, set_times_at, set_times_fd, stat_at,
 };
 use crate::xattr::{XattrFile, fd_file, key_text};
 
@@ -430,73 +429,34 @@ impl Extractor {
     }
 
     /// Resolves `name` inside the destination: parents followed, the last component kept.
+    /// A link's `..` applies after the links before it are expanded, and may not climb above
+    /// the destination.
     fn resolve(&self, name: &[OsString], raw: &str) -> Result<Vec<OsString>, Error> {
-        let root = self.root.as_fd();
-        let mut parts: VecDeque<Vec<u8>> = name.iter().map(|c| c.as_bytes().to_vec()).collect();
-        let mut resolved: Vec<OsString> = Vec::new();
-        let mut links = 0usize;
-        while let Some(part) = parts.pop_front() {
-            match part.as_slice() {
-                b"" | b"." => continue,
-                b".." => {
-                    if resolved.pop().is_none() {
-                        return Err(Error::ArchiveEscape {
-                            path: raw.to_owned(),
-                        });
-                    }
-                    continue;
-                }
-                _ => {}
+        let options = kiln_fsroot::Options {
+            follow_last: false,
+            dotdot: kiln_fsroot::DotDot::Resolved,
+            escape: kiln_fsroot::Escape::Fail,
+            ..kiln_fsroot::Options::continuity()
+        };
+        let path: InPath = name.iter().cloned().collect();
+        match kiln_fsroot::resolve(self.root.as_fd(), &path.relative_bytes(), &options) {
+            Ok(resolved) => Ok(resolved.into_components()),
+            Err(kiln_fsroot::Error::Io { op, path, source }) => {
+                Err(Error::std_io(op, self.shown(path.components()), source))
             }
-            let part = OsString::from_vec(part);
-            if parts.is_empty() {
-                resolved.push(part);
-                break;
-            }
-            let meta = match lstat_beneath(root, &resolved, &part) {
-                Ok(meta) => meta,
-                Err(e) => {
-                    let mut shown = resolved.clone();
-                    shown.push(part.clone());
-                    return Err(Error::io("lstat", self.shown(&shown), e));
-                }
-            };
-            let Some((meta, parent)) = meta else {
-                // Missing: a later `..` may come back to an existing directory.
-                resolved.push(part);
-                continue;
-            };
-            match meta {
-                FileType::Directory => resolved.push(part),
-                FileType::Symlink => {
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return Err(Error::TooManyLinks {
-                            path: raw.to_owned(),
-                        });
-                    }
-                    let target = rfs::readlinkat(&parent, &part, Vec::new()).map_err(|e| {
-                        let mut shown = resolved.clone();
-                        shown.push(part.clone());
-                        Error::io("readlink", self.shown(&shown), e)
-                    })?;
-                    let target = target.as_bytes();
-                    if target.starts_with(b"/") {
-                        resolved.clear();
-                    }
-                    // The target is not cleaned: its `..` apply after its links are expanded.
-                    for element in target.split(|&b| b == b'/').rev() {
-                        parts.push_front(element.to_vec());
-                    }
-                }
-                _ => {
-                    let mut shown = resolved.clone();
-                    shown.push(part.clone());
-                    return Err(Error::io("resolve", self.shown(&shown), Errno::NOTDIR));
-                }
-            }
+            Err(kiln_fsroot::Error::NotADirectory { path, .. }) => Err(Error::io(
+                "resolve",
+                self.shown(path.components()),
+                Errno::NOTDIR,
+            )),
+            Err(kiln_fsroot::Error::Escape { .. }) => Err(Error::ArchiveEscape {
+                path: raw.to_owned(),
+            }),
+            Err(kiln_fsroot::Error::TooManyLinks { .. }) => Err(Error::TooManyLinks {
+                path: raw.to_owned(),
+            }),
+            Err(e) => Err(resolve_error(e, raw.as_bytes())),
         }
-        Ok(resolved)
     }
 
     /// Creates the missing parents of `path` (mode 0755, owned by root) and opens the last one.
@@ -667,30 +627,6 @@ impl Extractor {
                     .map_err(|e| Error::io("utime", shown, e))
             }
         }
-    }
-}
-
-/// `lstat` of `name` below `dir/resolved...` (every component opened without following links):
-/// its type and the directory holding it, or `None` when it (or a directory on the way) is
-/// missing.
-fn lstat_beneath(
-    root: BorrowedFd<'_>,
-    resolved: &[OsString],
-    name: &OsStr,
-) -> Result<Option<(FileType, OwnedFd)>, Errno> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut cur = rfs::openat(root, ".", flags, Mode::empty())?;
-    for c in resolved {
-        cur = match rfs::openat(&cur, c, flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-    }
-    match rfs::statat(&cur, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some((FileType::from_raw_mode(st.st_mode), cur))),
-        Err(Errno::NOENT) => Ok(None),
-        Err(e) => Err(e),
     }
 }
 

@@ -36,7 +36,6 @@ mod archive;
 mod chmod;
 mod copy;
 mod error;
-mod gomatch;
 mod ops;
 mod root;
 mod users;

@@ -2,13 +2,13 @@
 //!
 //! Every operation works in two phases:
 //!
-//! 1. **Resolve** a path the way BuildKit's `fs.RootPath` (containerd/continuity) does: clean it
-//!    lexically, then walk it component by component; a symbolic link is replaced by its target,
-//!    read *as if the root were `/`* (an absolute target starts again at the root, `..` never
-//!    climbs above it), and the result is cleaned again. Missing components end the walk and
-//!    are kept as they are. The result is an [`InPath`]: plain component names that, at the
-//!    time of resolution, contain no symbolic link (except possibly the last one, when the
-//!    caller asked not to follow it).
+//! 1. **Resolve** a path the way BuildKit's `fs.RootPath` (containerd/continuity) does, with
+//!    [`kiln_fsroot`]: clean it lexically, then walk it component by component; a symbolic link
+//!    is replaced by its target, read *as if the root were `/`* (an absolute target starts again
+//!    at the root, `..` never climbs above it), and the result is cleaned again. Missing
+//!    components end the walk and are kept as they are. The result is an [`InPath`]: plain
+//!    component names that, at the time of resolution, contain no symbolic link (except
+//!    possibly the last one, when the caller asked not to follow it).
 //! 2. **Act** through directory file descriptors, opening every component of the resolved path
 //!    with `O_NOFOLLOW` relative to the root's descriptor. If something swapped a component
 //!    for a symbolic link in between, the open fails (`ELOOP`/`ENOTDIR`): a race can make an
@@ -18,7 +18,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
@@ -26,108 +26,34 @@ use rustix::io::Errno;
 
 use crate::error::Error;
 
-/// How many symbolic links one resolution may follow (continuity's limit).
-pub(crate) const MAX_LINKS: usize = 255;
+pub(crate) use kiln_fsroot::InPath;
 
-/// A path inside a root: its components, none of them empty, `.` or `..`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct InPath(Vec<OsString>);
-
-impl InPath {
-    /// The root itself.
-    pub(crate) fn root() -> Self {
-        InPath(Vec::new())
-    }
-
-    /// The cleaned components of `path`, read as if it started with `/` (Go's
-    /// `filepath.Join("/", path)`): `.` and empty elements vanish, `..` removes the previous
-    /// element and never climbs above the root.
-    pub(crate) fn lexical(path: &[u8]) -> Self {
-        let mut out: Vec<OsString> = Vec::new();
-        for element in path.split(|&b| b == b'/') {
-            match element {
-                b"" | b"." => {}
-                b".." => {
-                    out.pop();
-                }
-                name => out.push(OsStr::from_bytes(name).to_os_string()),
-            }
+/// A file action's error for a failed resolution (`original` is the path as given).
+pub(crate) fn resolve_error(e: kiln_fsroot::Error, original: &[u8]) -> Error {
+    match e {
+        kiln_fsroot::Error::Io { op, path, source } => Error::std_io(op, path.display(), source),
+        kiln_fsroot::Error::TooManyLinks { .. } => Error::TooManyLinks {
+            path: String::from_utf8_lossy(original).into_owned(),
+        },
+        // Reported where the lookup below the non-directory failed, as `lstat` reports it.
+        kiln_fsroot::Error::NotADirectory { path, next } => {
+            let shown = match next {
+                Some(next) => path.child(&next),
+                None => path,
+            };
+            Error::io("lstat", shown.display(), Errno::NOTDIR)
         }
-        InPath(out)
-    }
-
-    /// Whether this is the root.
-    pub(crate) fn is_root(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The components.
-    pub(crate) fn components(&self) -> &[OsString] {
-        &self.0
-    }
-
-    /// The last component, `None` for the root.
-    pub(crate) fn name(&self) -> Option<&OsStr> {
-        self.0.last().map(OsString::as_os_str)
-    }
-
-    /// The parent directory; the root is its own parent.
-    pub(crate) fn parent(&self) -> InPath {
-        let mut parent = self.0.clone();
-        parent.pop();
-        InPath(parent)
-    }
-
-    /// This path with `more` appended lexically (`..` climbs, never above the root).
-    pub(crate) fn join(&self, more: &[u8]) -> InPath {
-        let mut all = Vec::new();
-        for c in &self.0 {
-            all.push(b'/');
-            all.extend_from_slice(c.as_bytes());
+        kiln_fsroot::Error::NotFound { ref path }
+        | kiln_fsroot::Error::Missing { ref path, .. } => {
+            let shown = path.display();
+            Error::std_io("lstat", shown, e.into_io())
         }
-        all.push(b'/');
-        all.extend_from_slice(more);
-        InPath::lexical(&all)
+        e @ kiln_fsroot::Error::Escape { .. } => Error::std_io(
+            "resolve",
+            String::from_utf8_lossy(original).into_owned(),
+            e.into_io(),
+        ),
     }
-
-    /// This path with one more component.
-    pub(crate) fn child(&self, name: &OsStr) -> InPath {
-        let mut out = self.0.clone();
-        out.push(name.to_os_string());
-        InPath(out)
-    }
-
-    /// The path as a person reads it: `/a/b`, or `/` for the root.
-    pub(crate) fn display(&self) -> String {
-        if self.0.is_empty() {
-            return "/".to_owned();
-        }
-        let mut out = String::new();
-        for c in &self.0 {
-            out.push('/');
-            out.push_str(&c.to_string_lossy());
-        }
-        out
-    }
-
-    /// The path relative to the root, as bytes (`a/b`; empty for the root).
-    pub(crate) fn relative_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (i, c) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(b'/');
-            }
-            out.extend_from_slice(c.as_bytes());
-        }
-        out
-    }
-}
-
-/// The display form of `prefix` followed by `name`.
-fn display_with(prefix: &[OsString], name: &OsStr) -> String {
-    let mut path = InPath(prefix.to_vec());
-    path.0.push(name.to_os_string());
-    path.display()
 }
 
 /// A directory tree that operations must stay inside, held open by descriptor.
@@ -164,77 +90,11 @@ impl Root {
     /// Resolves `path` inside the root with `fs.RootPath` semantics (see the module docs).
     /// With `follow_last` false, a symbolic link in the last position is kept as it is.
     pub(crate) fn resolve(&self, path: &[u8], follow_last: bool) -> Result<InPath, Error> {
-        let original = String::from_utf8_lossy(path).into_owned();
-        let mut pending = InPath::lexical(path).0;
-        let mut links = 0usize;
-        'restart: loop {
-            let mut dir: Option<OwnedFd> = None;
-            let mut done: Vec<OsString> = Vec::with_capacity(pending.len());
-            let count = pending.len();
-            for (i, name) in pending.iter().enumerate() {
-                let last = i + 1 == count;
-                let at = dir.as_ref().map_or(self.fd.as_fd(), |d| d.as_fd());
-                let st = match rfs::statat(at, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => st,
-                    Err(Errno::NOENT) => {
-                        // Missing components are kept as they are (continuity treats them as
-                        // non-links).
-                        done.extend(pending.iter().skip(i).cloned());
-                        return Ok(InPath(done));
-                    }
-                    Err(e) => return Err(Error::io("lstat", display_with(&done, name), e)),
-                };
-                let kind = FileType::from_raw_mode(st.st_mode);
-                if kind == FileType::Symlink && (!last || follow_last) {
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return Err(Error::TooManyLinks { path: original });
-                    }
-                    let target = rfs::readlinkat(at, name.as_os_str(), Vec::new())
-                        .map_err(|e| Error::io("readlink", display_with(&done, name), e))?;
-                    let target = target.as_bytes();
-                    let mut next: Vec<u8> = Vec::new();
-                    if !target.starts_with(b"/") {
-                        for c in &done {
-                            next.push(b'/');
-                            next.extend_from_slice(c.as_bytes());
-                        }
-                    }
-                    next.push(b'/');
-                    next.extend_from_slice(target);
-                    for rest in pending.iter().skip(i + 1) {
-                        next.push(b'/');
-                        next.extend_from_slice(rest.as_bytes());
-                    }
-                    pending = InPath::lexical(&next).0;
-                    continue 'restart;
-                }
-                if last {
-                    done.push(name.clone());
-                    return Ok(InPath(done));
-                }
-                if kind != FileType::Directory {
-                    let mut shown = done.clone();
-                    shown.push(name.clone());
-                    let next = pending.get(i + 1).cloned().unwrap_or_default();
-                    return Err(Error::io(
-                        "lstat",
-                        display_with(&shown, &next),
-                        Errno::NOTDIR,
-                    ));
-                }
-                let fd = rfs::openat(
-                    at,
-                    name.as_os_str(),
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| Error::io("open", display_with(&done, name), e))?;
-                dir = Some(fd);
-                done.push(name.clone());
-            }
-            return Ok(InPath(done));
-        }
+        let options = kiln_fsroot::Options {
+            follow_last,
+            ..kiln_fsroot::Options::continuity()
+        };
+        kiln_fsroot::resolve(self.fd(), path, &options).map_err(|e| resolve_error(e, path))
     }
 
     /// Opens the directory `path` without following any symbolic link.
@@ -280,7 +140,14 @@ impl Root {
             .map_err(|e| Error::io("open", "/", e))?;
         let comps = path.components();
         for (i, name) in comps.iter().enumerate() {
-            let shown = || InPath(comps.iter().take(i + 1).cloned().collect()).display();
+            let shown = || {
+                comps
+                    .iter()
+                    .take(i + 1)
+                    .cloned()
+                    .collect::<InPath>()
+                    .display()
+            };
             let next = match rfs::openat(&cur, name.as_os_str(), dir_flags(), Mode::empty()) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => {
@@ -330,13 +197,18 @@ pub(crate) fn open_dir_beneath(
     comps: &[OsString],
     shown_prefix: &[OsString],
 ) -> Result<OwnedFd, Error> {
-    let mut cur = rfs::openat(base, ".", dir_flags(), Mode::empty())
-        .map_err(|e| Error::io("open", InPath(shown_prefix.to_vec()).display(), e))?;
+    let mut cur = rfs::openat(base, ".", dir_flags(), Mode::empty()).map_err(|e| {
+        let shown: InPath = shown_prefix.iter().cloned().collect();
+        Error::io("open", shown.display(), e)
+    })?;
     for (i, name) in comps.iter().enumerate() {
         cur = rfs::openat(&cur, name.as_os_str(), dir_flags(), Mode::empty()).map_err(|e| {
-            let mut shown = shown_prefix.to_vec();
-            shown.extend(comps.iter().take(i + 1).cloned());
-            Error::io("open", InPath(shown).display(), not_dir(e))
+            let shown: InPath = shown_prefix
+                .iter()
+                .chain(comps.iter().take(i + 1))
+                .cloned()
+                .collect();
+            Error::io("open", shown.display(), not_dir(e))
         })?;
     }
     Ok(cur)

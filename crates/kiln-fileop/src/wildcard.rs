@@ -13,8 +13,8 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::Error;
-use crate::gomatch::{matches, split_wildcards};
 use crate::root::{InPath, Root, read_dir_names, stat_at};
+use kiln_gostd::path::{matches, split_wildcards};
 
 /// Resolves `path` in `root` the way fsutil's `rootPath` does: the root for `/`; otherwise the
 /// parent resolved with links followed, plus the last element, itself followed only when

@@ -15,7 +15,7 @@
 //! * [`strconv`]: `Quote`, which is also what `fmt`'s `%q` prints for a string.
 //! * [`strings`]: `ToLower` and `TrimSpace`.
 //! * [`path`]: `Clean`, `Join`, `Base`, `Dir`, `IsAbs` for `/`-separated paths (also
-//!   `path/filepath` on Unix, which behaves the same).
+//!   `path/filepath` on Unix, which behaves the same), and `Match` for shell patterns.
 //! * [`json`]: string escaping as `encoding/json` writes it (HTML-safe by default).
 //! * [`time`]: `ParseDuration` and `Duration.String`.
 //!
@@ -23,7 +23,9 @@
 //! upstream project defines (BuildKit's `normalizePath`, the Dockerfile parser's whitespace
 //! regular expressions) stays in the crate that reproduces that project. Only what the Go
 //! standard library itself defines belongs here, so that every kiln crate can depend on this one
-//! without pulling in anything else.
+//! without pulling in anything else. The one exception is a pair of small helpers around
+//! `path.Match` (`containsWildcards`, `splitWildcards`) that fsutil and BuildKit both define,
+//! identically, for the crates that reproduce each of them.
 //!
 //! Why a crate of its own: several crates had written their own copies of these functions, and
 //! the copies had drifted apart (one quoted unassigned code points as they are, another escaped

@@ -3,6 +3,14 @@
 //! On Unix, `path/filepath` behaves exactly the same, so these also stand for `filepath.Clean`
 //! and friends. The processing is purely lexical: nothing here looks at a file system, and
 //! symbolic links are not followed.
+//!
+//! Shell patterns: [`matches()`] is Go's `path.Match` (and `filepath.Match`), with
+//! [`contains_wildcards`] and [`split_wildcards`], the two helpers that fsutil and BuildKit's
+//! content hasher define identically on top of it.
+
+mod pattern;
+
+pub use pattern::{BadPattern, contains_wildcards, matches, split_wildcards};
 
 /// Go's `path.Clean`: the shortest path equivalent to `p` by purely lexical processing.
 ///

@@ -61,6 +61,20 @@ pub enum Error {
         /// Its exit code.
         code: i32,
     },
+    /// A build needs a secret the client did not provide (BuildKit's wording).
+    #[error("secret {0}: not found")]
+    SecretNotFound(String),
+    /// An op needs an entitlement the build was not granted (`network.host`,
+    /// `security.insecure`), as BuildKit words it.
+    #[error("{0} is not allowed")]
+    NotAllowed(&'static str),
+    /// An HTTP source failed (BuildKit's messages: `digest mismatch …`, `invalid response
+    /// status …`).
+    #[error("{0}")]
+    Http(String),
+    /// A git source failed (BuildKit's messages: `failed to fetch remote …`).
+    #[error("{0}")]
+    Git(String),
     /// Something the worker does not support (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -12,10 +12,25 @@
 //! What it deliberately does not know: Dockerfiles (it runs LLB), the command line, terminals
 //! (progress is events), images as outputs (the exporters come later).
 //!
-//! Cache keys are explicit ([`cachekey`]): image sources key on their pinned reference and
-//! platform, local sources on the digest of their filtered content, exec and file ops on a
-//! canonical encoding of their fields plus their inputs' keys, and copies on the content of
-//! what they copy, so that an unrelated change in the build context keeps them cached.
+//! Sources: images (pulled into the content store, unpacked into snapshots named by chain id),
+//! local directories (filtered copies), HTTP(S) files (checksummed, revalidated with ETags) and
+//! git repositories (through the `git` binary, with a bare-repository cache per remote and
+//! hardened argument handling).
+//!
+//! Cache keys are explicit ([`cachekey`]): image sources key on their manifest digest and
+//! platform, local sources on the digest of their filtered content, HTTP sources on their
+//! checksum or content, git sources on the resolved commit, exec and file ops on a canonical
+//! encoding of their fields plus their inputs' keys, and copies on the content of what they
+//! copy, so that an unrelated change in the build context keeps them cached.
+//!
+//! Housekeeping ([`Storage`]): disk usage per cache record, prune with BuildKit's filters and
+//! keep-storage rules, and the garbage-collection policy run after builds.
+//!
+//! What the client lends a build comes in a [`Session`] (BuildKit's session attachables, in
+//! process): secrets, written to a private tmpfs for the one `RUN` that mounts them and never
+//! part of a key, a layer or a file that outlives the run; SSH agent sockets, forwarded through
+//! a socket of the mount's owner and mode; and the entitlements (`--allow`) that exec ops with
+//! `--network=host` or `--security=insecure` need.
 //!
 //! One process at a time uses a state directory: [`StateLock`]. A process may die at any
 //! moment (`kill -9`), so [`Worker::open`] starts by removing what an interrupted build left:
@@ -25,11 +40,15 @@
 
 pub mod cachekey;
 mod error;
+mod git;
+mod http;
 mod lock;
 mod mounts;
 mod ops;
 mod refs;
+mod session;
 mod state;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +65,15 @@ pub use kiln_snapshot::Driver;
 pub use lock::StateLock;
 pub use ops::LocalDir;
 pub use refs::Ref;
+pub use session::{
+    Entitlements, MAX_SECRET_SIZE, SecretSource, SecretSpec, SecretStore, Session, SshAgents,
+    SshSpec,
+};
 pub use state::{StateCheck, check_state};
+pub use usage::{
+    DiskSpace, Filter, GcConfig, PruneOptions, RecordType, Storage, UsageRecord, default_gc_policy,
+    parse_size,
+};
 
 use mounts::Mounted;
 
@@ -64,6 +91,8 @@ pub(crate) struct Parts {
     pub mount_dir: PathBuf,
     /// Where cache mounts (`RUN --mount=type=cache`) live.
     pub cache_mounts: PathBuf,
+    /// The state directory (remote sources keep their metadata and repositories under it).
+    pub root: PathBuf,
 }
 
 /// How to open a worker.
@@ -85,6 +114,7 @@ pub struct Worker {
     parts: Arc<Parts>,
     solver: Solver<Ref>,
     platform: Platform,
+    storage: Arc<usage::Storage>,
 }
 
 impl Worker {
@@ -107,6 +137,7 @@ impl Worker {
             kiln_executor::Executor::new(kiln_executor::ExecutorConfig::new(root.join("executor")))
                 .await?;
         unmount_stale(&mount_dir)?;
+        session::prepare_dir(&session::session_dir(&root))?;
         remove_half_made_cache_mounts(&cache_mounts);
         let db = state::open_db(&root)?;
         let snapshots = Arc::new(Snapshotter::open(
@@ -119,7 +150,7 @@ impl Worker {
             Arc::clone(&db),
         )?));
         let parts = Arc::new(Parts {
-            content,
+            content: content.clone(),
             snapshots: Arc::clone(&snapshots),
             executor,
             registry: opts.registry,
@@ -127,11 +158,23 @@ impl Worker {
             view_hasher: kiln_contenthash::Hasher::new(None),
             mount_dir,
             cache_mounts,
+            root: root.clone(),
         });
-        let store = state::open_index(&root, db, Arc::clone(&snapshots))?;
+        let store = Arc::new(state::open_index(
+            &root,
+            Arc::clone(&db),
+            Arc::clone(&snapshots),
+        )?);
         // Temporary snapshots of an interrupted build, and what it committed without recording
         // it in the cache index, would otherwise stay for ever.
         state::collect_garbage(&root, &snapshots, &store)?;
+        let storage = Arc::new(usage::Storage::new(
+            &root,
+            db,
+            Arc::clone(&snapshots),
+            content,
+            Arc::clone(&store),
+        )?);
         let concurrency = if opts.concurrency == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -139,12 +182,18 @@ impl Worker {
         } else {
             opts.concurrency
         };
-        let solver = Solver::with_concurrency(Arc::new(store), concurrency);
+        let solver = Solver::with_concurrency(store, concurrency);
         Ok(Worker {
             parts,
             solver,
             platform: opts.platform,
+            storage,
         })
+    }
+
+    /// The build cache: disk usage, pruning and garbage collection.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// The snapshotter driver in use (the copy driver means overlayfs is unavailable).
@@ -153,11 +202,26 @@ impl Worker {
     }
 
     /// Runs an LLB definition and returns its result. `locals` are the directories the client
-    /// serves, by name (`context`, `dockerfile`, named contexts).
+    /// serves, by name (`context`, `dockerfile`, named contexts). The build has no secrets, no
+    /// SSH agents and no entitlements (see [`Worker::solve_with_session`]).
     pub async fn solve(
         &self,
         def: &Definition,
         locals: &BTreeMap<String, LocalDir>,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<Ref> {
+        self.solve_with_session(def, locals, Arc::new(Session::default()), progress)
+            .await
+    }
+
+    /// [`Worker::solve`] with what the client lends the build: secrets, SSH agents and
+    /// entitlements. An exec op needing an entitlement the session lacks fails the build before
+    /// anything runs.
+    pub async fn solve_with_session(
+        &self,
+        def: &Definition,
+        locals: &BTreeMap<String, LocalDir>,
+        session: Arc<Session>,
         progress: Arc<dyn ProgressSink>,
     ) -> Result<Ref> {
         let graph = Graph::from_definition(def)?;
@@ -174,11 +238,15 @@ impl Worker {
             let platform = vertex.op.platform.clone();
             let op: Arc<dyn kiln_solver::Op<Ref>> = match body {
                 LlbOp::Source(s) => self.source_op(s, platform, locals).await?,
-                LlbOp::Exec(e) => Arc::new(ops::Exec {
-                    parts: Arc::clone(&self.parts),
-                    op: e.clone(),
-                    platform,
-                }),
+                LlbOp::Exec(e) => {
+                    session::check_entitlements(e, session.entitlements)?;
+                    Arc::new(ops::Exec {
+                        parts: Arc::clone(&self.parts),
+                        op: e.clone(),
+                        platform,
+                        session: Arc::clone(&session),
+                    })
+                }
                 LlbOp::File(f) => Arc::new(ops::File {
                     parts: Arc::clone(&self.parts),
                     op: f.clone(),
@@ -195,6 +263,10 @@ impl Worker {
                     )));
                 }
             };
+            let op: Arc<dyn kiln_solver::Op<Ref>> = Arc::new(usage::Described {
+                inner: op,
+                storage: Arc::clone(&self.storage),
+            });
             let mut v = kiln_solver::Vertex::new(id, name, op)
                 .outputs(vertex.output_count().max(1))
                 .ignore_cache(vertex.metadata.ignore_cache);
@@ -274,6 +346,18 @@ impl Worker {
                 follow_paths,
                 content,
             }));
+        }
+        if let Some(id) = s.identifier.strip_prefix("git://") {
+            let spec = git::GitSpec::parse(id, &s.attrs)?;
+            return Ok(Arc::new(
+                git::GitSource::resolve(Arc::clone(&self.parts), spec).await?,
+            ));
+        }
+        if s.identifier.starts_with("https://") || s.identifier.starts_with("http://") {
+            let spec = http::HttpSpec::parse(&s.identifier, &s.attrs)?;
+            return Ok(Arc::new(
+                http::HttpSource::resolve(Arc::clone(&self.parts), spec).await?,
+            ));
         }
         Err(Error::Unsupported(format!(
             "source {:?} is not supported by kiln yet",

@@ -18,20 +18,23 @@ use crate::cachekey;
 use crate::error::{Error, Result};
 use crate::mounts::{Mounted, unique_id};
 use crate::refs::Ref;
+use crate::session;
 
 /// Runs blocking work off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))?
 }
 
-fn boxed(e: Error) -> BoxError {
+pub(crate) fn boxed(e: Error) -> BoxError {
     Box::new(e)
 }
 
 /// Prepares a writable snapshot on `parent` and mounts it.
-fn prepare_mounted(parts: &Parts, parent: &Ref) -> Result<(String, Mounted)> {
+pub(crate) fn prepare_mounted(parts: &Parts, parent: &Ref) -> Result<(String, Mounted)> {
     let key = unique_id("active/");
     let mounts = parts.snapshots.prepare(&key, parent.snapshot())?;
     match Mounted::new(&parts.mount_dir, &mounts) {
@@ -62,7 +65,7 @@ fn view_mounted(parts: &Parts, r: &Ref) -> Result<(Option<String>, Mounted)> {
 }
 
 /// Unmounts and commits an active snapshot under a new unique name.
-fn commit(parts: &Parts, key: String, mounted: Mounted, prefix: &str) -> Result<Ref> {
+pub(crate) fn commit(parts: &Parts, key: String, mounted: Mounted, prefix: &str) -> Result<Ref> {
     mounted.release()?;
     let name = unique_id(prefix);
     parts.snapshots.commit(&name, &key)?;
@@ -222,7 +225,14 @@ fn unpack(
             )));
         }
         match parts.snapshots.commit(name, &key) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Which blob the layer came from, for `du` and `prune` (advisory: a layer
+                // without the label leaves its blob to be pruned on its own).
+                let _ = parts.snapshots.update_labels(name, |l| {
+                    l.insert(crate::usage::BLOB_LABEL.to_string(), blob.to_string());
+                });
+                Ok(())
+            }
             // Another build unpacked the same layer meanwhile.
             Err(kiln_snapshot::Error::AlreadyExists { .. }) => {
                 let _ = parts.snapshots.remove(&key);
@@ -327,6 +337,8 @@ pub(crate) struct Exec {
     pub parts: Arc<Parts>,
     pub op: ExecOp,
     pub platform: Option<Platform>,
+    /// The secrets and SSH agents of the build.
+    pub session: Arc<crate::Session>,
 }
 
 impl Op<Ref> for Exec {
@@ -367,6 +379,7 @@ impl Exec {
 
         let mut views: Vec<(Option<String>, Mounted)> = Vec::new();
         let mut actives: Vec<(String, Mounted)> = Vec::new();
+        let mut held: Vec<session::Held> = Vec::new();
         let mut specs = Vec::new();
         let mut prepared = Ok(());
         for m in self.op.mounts.iter().filter(|m| m.dest != "/") {
@@ -436,37 +449,39 @@ impl Exec {
                     },
                 },
                 MountType::Secret | MountType::Ssh => {
-                    let optional = m
-                        .secret_opt
-                        .as_ref()
-                        .map(|s| s.optional)
-                        .or(m.ssh_opt.as_ref().map(|s| s.optional));
-                    if optional == Some(true) {
-                        continue;
+                    let mounted = if m.mount_type == MountType::Secret {
+                        let (p2, s2, m2) =
+                            (Arc::clone(&parts), Arc::clone(&self.session), m.clone());
+                        blocking(move || session::secret_mount(&p2, &s2, &m2)).await
+                    } else {
+                        session::ssh_mount(&parts, &self.session, m)
+                    };
+                    match mounted {
+                        Ok(None) => continue,
+                        Ok(Some((spec, h))) => {
+                            held.push(h);
+                            spec
+                        }
+                        Err(e) => {
+                            prepared = Err(e);
+                            break;
+                        }
                     }
-                    prepared = Err(Error::Unsupported(format!(
-                        "{} mount at {}: secrets and ssh forwarding are not supported by kiln yet",
-                        if m.mount_type == MountType::Secret {
-                            "secret"
-                        } else {
-                            "ssh"
-                        },
-                        m.dest
-                    )));
-                    break;
                 }
             };
             specs.push(spec);
         }
-        if !self.op.secretenv.iter().all(|s| s.optional) && prepared.is_ok() {
-            prepared = Err(Error::Unsupported(
-                "secrets are not supported by kiln yet".to_string(),
-            ));
+        let mut secret_env = Vec::new();
+        if prepared.is_ok() {
+            match session::secret_env(&self.session, &self.op.secretenv) {
+                Ok(env) => secret_env = env,
+                Err(e) => prepared = Err(e),
+            }
         }
 
         let result = match prepared {
             Ok(()) => {
-                self.run_container(ctx, rootfs.path().to_path_buf(), specs)
+                self.run_container(ctx, rootfs.path().to_path_buf(), specs, secret_env)
                     .await
             }
             Err(e) => Err(e),
@@ -474,6 +489,8 @@ impl Exec {
 
         let p2 = Arc::clone(&parts);
         blocking(move || {
+            // Secrets and SSH sockets go first: nothing of them outlives the process.
+            drop(held);
             for (k, v) in views {
                 remove_view(&p2, k, v);
             }
@@ -540,10 +557,22 @@ impl Exec {
         ctx: &ExecCtx,
         rootfs: PathBuf,
         mounts: Vec<kiln_executor::MountSpec>,
+        secret_env: Vec<(String, String)>,
     ) -> Result<()> {
         let meta = &self.op.meta;
         let mut spec = kiln_executor::RunSpec::new(rootfs, meta.args.clone());
         spec.mounts = mounts;
+        spec.secret_env = secret_env;
+        // Negative limits are unlimited (`-1`), as Go's conversion to an unsigned limit gives.
+        spec.ulimits = meta
+            .ulimit
+            .iter()
+            .map(|u| kiln_executor::Ulimit {
+                name: u.name.clone(),
+                soft: u64::try_from(u.soft).unwrap_or(u64::MAX),
+                hard: u64::try_from(u.hard).unwrap_or(u64::MAX),
+            })
+            .collect();
         spec.env = meta.env.clone();
         spec.cwd = if meta.cwd.is_empty() {
             "/".to_string()

@@ -20,7 +20,7 @@ use crate::outputs::{Output, parse_output};
 use crate::source_context;
 
 /// The default state directory of the embedded builder.
-fn default_root() -> PathBuf {
+pub(crate) fn default_root() -> PathBuf {
     if rustix::process::geteuid().is_root() {
         return PathBuf::from("/var/lib/kiln");
     }
@@ -71,8 +71,15 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     // The context and the Dockerfile.
     let stdin_context = args.context.as_os_str() == "-";
     let empty_context = tempfile::tempdir().context("creating an empty context")?;
+    // A git URL context is fetched first (BuildKit fetches it as the context source).
+    let remote_context = crate::remote_context::fetch(
+        &args.context,
+        &args.root.clone().unwrap_or_else(default_root),
+    )?;
     let context_dir: PathBuf = if stdin_context {
         empty_context.path().to_path_buf()
+    } else if let Some(dir) = &remote_context {
+        dir.path().to_path_buf()
     } else {
         args.context.clone()
     };
@@ -89,7 +96,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     };
     let source = read_input(&dockerfile_path)?;
     let name = display_name(&dockerfile_path);
-    let opts = crate::inputs::convert_options(
+    let mut opts = crate::inputs::convert_options(
         &crate::inputs::BuildInputs {
             context: &context_dir,
             dockerfile: &dockerfile_path,
@@ -105,6 +112,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         },
         &session_id(),
     )?;
+    let session = Arc::new(crate::build_flags::apply(args, &mut opts)?);
     let mut locals = BTreeMap::new();
     locals.insert(
         "context".to_string(),
@@ -168,7 +176,9 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let result = runtime.block_on(run(&root, &source, &name, &opts, &locals, &outputs, sink));
+    let result = runtime.block_on(run(
+        &root, &source, &name, &opts, &locals, session, &outputs, sink,
+    ));
     let summary = printer.finish();
     match result {
         Ok(()) => write_result_files(args, &opts.session_id),
@@ -297,12 +307,14 @@ impl<E: Into<anyhow::Error>> From<E> for BuildFailure {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     root: &Path,
     source: &[u8],
     name: &str,
     opts: &kiln_frontend_dockerfile::ConvertOptions,
     locals: &BTreeMap<String, LocalDir>,
+    session: Arc<kiln_worker::Session>,
     outputs: &[Output],
     sink: Arc<dyn ProgressSink>,
 ) -> Result<(), BuildFailure> {
@@ -342,7 +354,7 @@ async fn run(
         });
     }
     let result = worker
-        .solve(&converted.definition, locals, Arc::clone(&sink))
+        .solve_with_session(&converted.definition, locals, session, Arc::clone(&sink))
         .await
         .map_err(|e| step_failure(&converted.definition, e))?;
 
@@ -371,6 +383,7 @@ async fn run(
             message: "No output specified: the build result stays in kiln's cache only. Use -o type=local,dest=DIR or -o type=tar,dest=FILE to export it".to_string(),
         });
     }
+    crate::commands::prune::gc_after_build(worker.storage(), &result, &sink);
     Ok(())
 }
 
