@@ -418,14 +418,20 @@ async fn identical_vertices_run_once() {
     let execs = world.log.take_execs();
     let ran_b = execs.iter().filter(|id| *id == "b" || *id == "b2").count();
     assert_eq!((execs.len(), ran_b), (5, 1), "ran {execs:?}");
-    // Both b and b2 report that they ran.
+    // Both b and b2 report an outcome: each either ran (joining the one execution in flight)
+    // or, when the other had already finished and saved its result, came from the cache; the
+    // op itself ran once either way (checked above). Which one depends on scheduling.
     let events = per_vertex(&recorder.events());
     for id in ["b", "b2"] {
-        assert_eq!(
-            events
-                .get(id)
-                .map(|e| (e[0].as_str(), e[e.len() - 1].as_str())),
-            Some(("started", "completed"))
+        let outcome = events
+            .get(id)
+            .map(|e| (e[0].as_str(), e[e.len() - 1].as_str()));
+        assert!(
+            matches!(
+                outcome,
+                Some(("started", "completed") | ("cached", "cached"))
+            ),
+            "{id}: {outcome:?}"
         );
     }
 

@@ -81,7 +81,10 @@ use mounts::Mounted;
 pub(crate) struct Parts {
     pub content: kiln_content::ContentStore,
     pub snapshots: Arc<Snapshotter>,
-    pub executor: kiln_executor::Executor,
+    /// The container executor, started on first use ([`Parts::executor`]).
+    pub executor: tokio::sync::OnceCell<kiln_executor::Executor>,
+    /// The executor's state directory.
+    pub executor_root: PathBuf,
     pub registry: Arc<dyn kiln_registry::Registry>,
     /// Hashes local directories, with a persistent stat cache.
     pub hasher: kiln_contenthash::Hasher,
@@ -133,9 +136,18 @@ impl Worker {
         // left by an interrupted build. Its containers may still run on its mounts, so the
         // executor (which kills and deletes them) comes first, then the mounts, then the
         // snapshots.
-        let executor =
-            kiln_executor::Executor::new(kiln_executor::ExecutorConfig::new(root.join("executor")))
-                .await?;
+        // Starting the executor probes the container runtimes (a trivial container), which
+        // costs as much as a whole cached build: it is started here only when an interrupted
+        // build left containers or bundles behind, else on the first RUN that has to execute.
+        let executor_root = root.join("executor");
+        let executor = tokio::sync::OnceCell::new();
+        if executor_leftovers(&executor_root) {
+            let started = kiln_executor::Executor::new(kiln_executor::ExecutorConfig::new(
+                executor_root.clone(),
+            ))
+            .await?;
+            let _ = executor.set(started);
+        }
         unmount_stale(&mount_dir)?;
         session::prepare_dir(&session::session_dir(&root))?;
         remove_half_made_cache_mounts(&cache_mounts);
@@ -153,6 +165,7 @@ impl Worker {
             content: content.clone(),
             snapshots: Arc::clone(&snapshots),
             executor,
+            executor_root,
             registry: opts.registry,
             hasher,
             view_hasher: kiln_contenthash::Hasher::new(None),
@@ -474,6 +487,30 @@ fn remove_half_made_cache_mounts(cache_mounts: &Path) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+impl Parts {
+    /// The container executor, started (runtimes probed) the first time a RUN executes.
+    pub(crate) async fn executor(&self) -> Result<&kiln_executor::Executor> {
+        self.executor
+            .get_or_try_init(|| {
+                kiln_executor::Executor::new(kiln_executor::ExecutorConfig::new(
+                    self.executor_root.clone(),
+                ))
+            })
+            .await
+            .map_err(Error::from)
+    }
+}
+
+/// Whether an interrupted build left containers (runtime state) or bundles in the executor's
+/// directory, which only a started executor cleans up.
+fn executor_leftovers(executor_root: &Path) -> bool {
+    let non_empty = |dir: &Path| std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    non_empty(&executor_root.join("bundles"))
+        || ["runc", "crun"]
+            .iter()
+            .any(|rt| non_empty(&executor_root.join(rt)))
 }
 
 /// Unmounts what an interrupted build left mounted under the worker's mount directory (where

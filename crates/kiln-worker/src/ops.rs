@@ -630,7 +630,10 @@ impl Exec {
             token.cancelled().await;
             cancel2.cancel();
         });
-        let status = self.parts.executor.run(spec, io, cancel).await;
+        let status = match self.parts.executor().await {
+            Ok(executor) => executor.run(spec, io, cancel).await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
         watcher.abort();
         let _ = forward.await;
         let status = status?;
