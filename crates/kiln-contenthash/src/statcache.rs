@@ -252,7 +252,12 @@ impl StatCache {
                 Ok(())
             }
             Store::Redb(db) => {
-                let txn = db.begin_write().map_err(db_err)?;
+                // The stat cache only saves work: its records are written without waiting for
+                // the disk (a crash loses them, the next build reads the files again).
+                let mut txn = db.begin_write().map_err(db_err)?;
+                // (It can only fail with persistent savepoints, which kiln never makes; the
+                // transaction then stays durable.)
+                let _ = txn.set_durability(redb::Durability::None);
                 {
                     let mut table = txn.open_table(FILES).map_err(db_err)?;
                     for (path, record) in records {

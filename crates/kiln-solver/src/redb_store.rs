@@ -276,7 +276,13 @@ impl<V: Send + Sync> CacheStore<V> for RedbKeyIndex<V> {
     }
 
     fn touch(&self, key: &CacheKey) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(StoreError::database)?;
+        // A last-used time is a hint for garbage collection: it is written without waiting for
+        // the disk (a crash may lose it, never the database's consistency), so that a cached
+        // build does not pay one disk flush per vertex.
+        let mut txn = self.db.begin_write().map_err(StoreError::database)?;
+        // (It can only fail with persistent savepoints, which kiln never makes; the transaction
+        // then stays durable.)
+        let _ = txn.set_durability(redb::Durability::None);
         {
             let keys = txn.open_table(KEYS).map_err(StoreError::database)?;
             let id = keys
