@@ -95,30 +95,12 @@ pub struct ParseDockerfileArgs {
 /// Arguments of `kiln debug dump-llb`.
 #[derive(Debug, Args)]
 pub struct DumpLlbArgs {
-    /// Name of the Dockerfile (default: `PATH/Dockerfile`; `-` for stdin).
-    #[arg(short = 'f', long = "file")]
-    pub file: Option<PathBuf>,
-    /// Set the target build stage to build.
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Set build-time variables (`KEY=VALUE`, or `KEY` to take the value from the environment).
-    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
-    pub build_args: Vec<String>,
-    /// Additional build contexts (`NAME=PATH|docker-image://REF|oci-layout://PATH`).
-    #[arg(long = "build-context", value_name = "NAME=VALUE")]
-    pub build_contexts: Vec<String>,
+    /// The Dockerfile and how to convert it.
+    #[command(flatten)]
+    pub definition: DefinitionArgs,
     /// Set the target platform for the build.
     #[arg(long)]
     pub platform: Option<String>,
-    /// Set metadata for the image (`KEY=VALUE`).
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
-    /// Do not use the cache for the named stages (every stage when empty).
-    #[arg(long = "no-cache-filter", value_name = "STAGE")]
-    pub no_cache_filter: Vec<String>,
-    /// Do not use the cache at all.
-    #[arg(long = "no-cache")]
-    pub no_cache: bool,
     /// Print the image config the Dockerfile produces instead of the graph.
     #[arg(long = "image-config")]
     pub image_config: bool,
@@ -129,33 +111,15 @@ pub struct DumpLlbArgs {
 /// Arguments of `kiln build` (the flags of `docker buildx build`).
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Name of the Dockerfile (default: `PATH/Dockerfile`; `-` reads it from stdin).
-    #[arg(short = 'f', long = "file")]
-    pub file: Option<PathBuf>,
+    /// The Dockerfile and how to convert it.
+    #[command(flatten)]
+    pub definition: DefinitionArgs,
     /// Name and optionally a tag (format: `name:tag`).
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
-    /// Set the target build stage to build.
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Set build-time variables.
-    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
-    pub build_args: Vec<String>,
-    /// Additional build contexts (e.g., name=path).
-    #[arg(long = "build-context", value_name = "NAME=VALUE")]
-    pub build_contexts: Vec<String>,
-    /// Set metadata for an image.
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
     /// Set target platform for build.
     #[arg(long)]
     pub platform: Vec<String>,
-    /// Do not use cache when building the image.
-    #[arg(long = "no-cache")]
-    pub no_cache: bool,
-    /// Do not cache specified stages.
-    #[arg(long = "no-cache-filter", value_name = "STAGE")]
-    pub no_cache_filter: Vec<String>,
     /// Always attempt to pull all referenced images.
     #[arg(long)]
     pub pull: bool,
@@ -197,4 +161,31 @@ pub struct BuildArgs {
     pub root: Option<PathBuf>,
     /// The build context: a directory, or `-` to read a Dockerfile from stdin with no context.
     pub context: PathBuf,
+}
+
+/// The flags that say which Dockerfile to convert and how, shared by `build` and
+/// `debug dump-llb` (the names and meanings of `docker buildx build`).
+#[derive(Debug, Args)]
+pub struct DefinitionArgs {
+    /// Name of the Dockerfile (default: `PATH/Dockerfile`; `-` reads it from stdin).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set build-time variables (`KEY=VALUE`, or `KEY` to take the value from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Additional build contexts (`NAME=PATH|docker-image://REF|git URL`).
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Set metadata for an image (`KEY=VALUE`).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Do not cache specified stages.
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Do not use cache when building the image.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
 }

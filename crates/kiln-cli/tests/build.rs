@@ -2,24 +2,15 @@
 //! `docker-registry`), a busybox base image built from Debian's `busybox-static`, RUN steps under
 //! runc, and the results exported as files and as a tarball.
 
+mod common;
+
+use common::{assert_success, kiln, state_dir, step_state};
+
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Output;
 
 use kiln_testkit::TestRegistry;
-
-fn kiln() -> assert_cmd::Command {
-    assert_cmd::cargo::cargo_bin_cmd!("kiln")
-}
-
-/// A state directory for one test, on a filesystem where overlayfs works (not tmpfs).
-fn state_dir() -> tempfile::TempDir {
-    std::fs::create_dir_all("/var/tmp/kiln-tests").expect("create /var/tmp/kiln-tests");
-    tempfile::Builder::new()
-        .prefix("state-")
-        .tempdir_in("/var/tmp/kiln-tests")
-        .expect("state dir")
-}
 
 const DOCKERFILE: &str = r#"ARG BASE
 FROM ${BASE} AS build
@@ -57,16 +48,6 @@ fn build(state: &Path, context: &Path, base: &str, extra: &[&str]) -> Output {
         .arg(context)
         .output()
         .expect("run kiln build")
-}
-
-fn assert_success(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "kiln build failed ({:?}):\n{stderr}",
-        out.status.code()
-    );
-    stderr
 }
 
 /// Counts the layer downloads (not config downloads) in the registry's access log.
@@ -285,23 +266,6 @@ fn tar_owners(tar: &Path) -> std::collections::BTreeMap<String, String> {
             Some((path.to_string(), owner.to_string()))
         })
         .collect()
-}
-
-/// How a step ended in a plain progress log: `CACHED`, `DONE` or `ERROR`; `None` if the step
-/// does not appear.
-fn step_state<'a>(log: &'a str, step: &str) -> Option<&'a str> {
-    let number = log.lines().find_map(|l| {
-        let (num, rest) = l.strip_prefix('#')?.split_once(' ')?;
-        (rest.contains(step) && rest.starts_with('[')).then_some(num)
-    })?;
-    let prefix = format!("#{number} ");
-    log.lines()
-        .filter_map(|l| l.strip_prefix(&prefix))
-        .find_map(|rest| {
-            ["CACHED", "DONE", "ERROR"]
-                .into_iter()
-                .find(|s| rest.starts_with(s))
-        })
 }
 
 #[test]

@@ -1,24 +1,15 @@
 //! `kiln du`, `kiln prune` and the garbage collection after builds, on real builds (a loopback
 //! registry with busybox, RUN steps under runc).
 
+mod common;
+
+use common::{kiln, state_dir};
+
 use std::path::Path;
 use std::process::Output;
 
 use kiln_testkit::TestRegistry;
 use kiln_worker::{Filter, RecordType, Storage, UsageRecord};
-
-fn kiln() -> assert_cmd::Command {
-    assert_cmd::cargo::cargo_bin_cmd!("kiln")
-}
-
-/// A state directory for one test, on a filesystem where overlayfs works (not tmpfs).
-fn state_dir() -> tempfile::TempDir {
-    std::fs::create_dir_all("/var/tmp/kiln-tests").expect("create /var/tmp/kiln-tests");
-    tempfile::Builder::new()
-        .prefix("state-")
-        .tempdir_in("/var/tmp/kiln-tests")
-        .expect("state dir")
-}
 
 const DOCKERFILE: &str = r#"ARG BASE
 FROM ${BASE}

@@ -9,25 +9,16 @@
 //! in [`EXCEPTIONS`] with its reason. A Docker engine that does not answer fails the test, in CI
 //! and outside it alike.
 
+mod common;
+
+use common::{kiln, state_dir};
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output as ProcessOutput};
 
 use kiln_testkit::{DockerEngine, FileTree, Node, NodeKind, TestRegistry};
-
-fn kiln() -> assert_cmd::Command {
-    assert_cmd::cargo::cargo_bin_cmd!("kiln")
-}
-
-/// A state directory for one test, on a filesystem where overlayfs works (not tmpfs).
-fn state_dir() -> tempfile::TempDir {
-    std::fs::create_dir_all("/var/tmp/kiln-tests").expect("create /var/tmp/kiln-tests");
-    tempfile::Builder::new()
-        .prefix("state-")
-        .tempdir_in("/var/tmp/kiln-tests")
-        .expect("state dir")
-}
 
 /// The Dockerfile both builders run. `@HEREDOC@` stands for one RUN step that kiln gets as a
 /// heredoc and the Docker engine as the exec form BuildKit turns that heredoc into

@@ -3,6 +3,10 @@
 //! subdirectories, `--keep-git-dir`, refs that look like options) from `git daemon` on loopback.
 //! The builds start `FROM scratch`, so no registry is needed.
 
+mod common;
+
+use common::{assert_success, kiln, state_dir, step_state};
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,19 +15,6 @@ use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn kiln() -> assert_cmd::Command {
-    assert_cmd::cargo::cargo_bin_cmd!("kiln")
-}
-
-/// A state directory for one test, on a filesystem where overlayfs works (not tmpfs).
-fn state_dir() -> tempfile::TempDir {
-    std::fs::create_dir_all("/var/tmp/kiln-tests").expect("create /var/tmp/kiln-tests");
-    tempfile::Builder::new()
-        .prefix("state-")
-        .tempdir_in("/var/tmp/kiln-tests")
-        .expect("state dir")
-}
 
 /// Builds `dockerfile` (in a context of its own) and exports the result to `dest`.
 fn build(state: &Path, dockerfile: &str, dest: &Path) -> Output {
@@ -40,36 +31,10 @@ fn build(state: &Path, dockerfile: &str, dest: &Path) -> Output {
         .expect("run kiln build")
 }
 
-fn assert_success(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "kiln build failed ({:?}):\n{stderr}",
-        out.status.code()
-    );
-    stderr
-}
-
 fn assert_failure(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "kiln build:\n{stderr}");
     stderr
-}
-
-/// How a step ended in a plain progress log: `CACHED`, `DONE` or `ERROR`.
-fn step_state<'a>(log: &'a str, step: &str) -> Option<&'a str> {
-    let number = log.lines().find_map(|l| {
-        let (num, rest) = l.strip_prefix('#')?.split_once(' ')?;
-        (rest.contains(step) && rest.starts_with('[')).then_some(num)
-    })?;
-    let prefix = format!("#{number} ");
-    log.lines()
-        .filter_map(|l| l.strip_prefix(&prefix))
-        .find_map(|rest| {
-            ["CACHED", "DONE", "ERROR"]
-                .into_iter()
-                .find(|s| rest.starts_with(s))
-        })
 }
 
 fn sha256(bytes: &[u8]) -> String {

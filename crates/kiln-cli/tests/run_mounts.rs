@@ -2,23 +2,14 @@
 //! secrets (`--secret`, `RUN --mount=type=secret`), SSH agent forwarding (`--ssh`), entitlements
 //! (`--allow`), and `--add-host`, `--shm-size`, `--ulimit`.
 
+mod common;
+
+use common::{assert_success, kiln, state_dir};
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use kiln_testkit::TestRegistry;
-
-fn kiln() -> assert_cmd::Command {
-    assert_cmd::cargo::cargo_bin_cmd!("kiln")
-}
-
-/// A state directory for one test, on a filesystem where overlayfs works (not tmpfs).
-fn state_dir() -> tempfile::TempDir {
-    std::fs::create_dir_all("/var/tmp/kiln-tests").expect("create /var/tmp/kiln-tests");
-    tempfile::Builder::new()
-        .prefix("state-")
-        .tempdir_in("/var/tmp/kiln-tests")
-        .expect("state dir")
-}
 
 /// A registry serving busybox, and its reference.
 fn busybox() -> (TestRegistry, String) {
@@ -46,16 +37,6 @@ fn context(dockerfile: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("context");
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
     dir
-}
-
-fn assert_success(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "kiln build failed ({:?}):\n{stderr}",
-        out.status.code()
-    );
-    stderr
 }
 
 /// A value no file could contain by chance.

@@ -89,7 +89,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             args.context.display().to_string()
         );
     }
-    let dockerfile_path: PathBuf = match (&args.file, stdin_context) {
+    let dockerfile_path: PathBuf = match (&args.definition.file, stdin_context) {
         (Some(f), _) => f.clone(),
         (None, true) => PathBuf::from("-"),
         (None, false) => context_dir.join("Dockerfile"),
@@ -101,13 +101,13 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             context: &context_dir,
             dockerfile: &dockerfile_path,
             name: &name,
-            target: args.target.as_deref(),
-            build_args: &args.build_args,
-            labels: &args.labels,
-            build_contexts: &args.build_contexts,
+            target: args.definition.target.as_deref(),
+            build_args: &args.definition.build_args,
+            labels: &args.definition.labels,
+            build_contexts: &args.definition.build_contexts,
             platform: args.platform.first().map(String::as_str),
-            no_cache: args.no_cache,
-            no_cache_filter: &args.no_cache_filter,
+            no_cache: args.definition.no_cache,
+            no_cache_filter: &args.definition.no_cache_filter,
             pull: args.pull,
         },
         &session_id(),
@@ -123,6 +123,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     for (k, v) in &opts.named_contexts {
         if let kiln_frontend_dockerfile::NamedContext::Local { name, .. } = v {
             let dir = args
+                .definition
                 .build_contexts
                 .iter()
                 .find_map(|kv| {

@@ -66,7 +66,7 @@ const DEBUG_SESSION_ID: &str = "kiln-debug";
 
 /// `kiln debug dump-llb [OPTIONS] CONTEXT`.
 pub fn dump_llb(args: &DumpLlbArgs) -> anyhow::Result<()> {
-    let dockerfile_path: PathBuf = match &args.file {
+    let dockerfile_path: PathBuf = match &args.definition.file {
         Some(f) => f.clone(),
         None => args.context.join("Dockerfile"),
     };
@@ -77,13 +77,13 @@ pub fn dump_llb(args: &DumpLlbArgs) -> anyhow::Result<()> {
             context: &args.context,
             dockerfile: &dockerfile_path,
             name: &name,
-            target: args.target.as_deref(),
-            build_args: &args.build_args,
-            labels: &args.labels,
-            build_contexts: &args.build_contexts,
+            target: args.definition.target.as_deref(),
+            build_args: &args.definition.build_args,
+            labels: &args.definition.labels,
+            build_contexts: &args.definition.build_contexts,
             platform: args.platform.as_deref(),
-            no_cache: args.no_cache,
-            no_cache_filter: &args.no_cache_filter,
+            no_cache: args.definition.no_cache,
+            no_cache_filter: &args.definition.no_cache_filter,
             pull: false,
         },
         DEBUG_SESSION_ID,
