@@ -18,8 +18,17 @@ proptest! {
             // The `os/arch[/variant]` form parses back to the same OS, architecture and variant.
             // (The OS options are left out: containerd's `FormatAll` does not encode every
             // character, so a decoded `%20` does not survive a round trip, upstream either.)
-            let reparsed = Platform::parse(&platform.to_string()).map(|p| p.to_string());
-            prop_assert_eq!(reparsed.ok(), Some(platform.to_string()));
+            // Components `.` and `..` are accepted by the parser (containerd's specifier
+            // pattern allows them) but `Format` joins with Go's `path.Join`, which cleans them
+            // away, so such platforms do not round-trip, upstream either (found by this test in
+            // CI: `_/.`).
+            let cleaned_away = [&platform.os, &platform.architecture, &platform.variant]
+                .iter()
+                .any(|c| c.as_str() == "." || c.as_str() == "..");
+            if !cleaned_away {
+                let reparsed = Platform::parse(&platform.to_string()).map(|p| p.to_string());
+                prop_assert_eq!(reparsed.ok(), Some(platform.to_string()));
+            }
             let _ = platform.format_all();
             let matcher = Matcher::only(&platform);
             prop_assert!(matcher.matches(&platform));

@@ -356,6 +356,18 @@ impl<V: Clone + Send + Sync + 'static> Job<V> {
             }
             let mut guard = self.solver.join_flight(key, &self.sink, id, &self.reaped);
             if guard.leader {
+                // A flight for the same key may have finished (and saved its result) between
+                // the lookup above and joining: look once more before running the op, so that
+                // identical vertices never run twice. Dropping an unlaunched leader abandons
+                // the flight, and whoever waits on it looks again.
+                if !vertex.ignore_cache
+                    && let Some(values) = self.load(vertex, key).await?
+                {
+                    drop(guard);
+                    self.mark_handled(id);
+                    self.sink.send(Event::Cached { id: id.to_owned() });
+                    return Ok(values);
+                }
                 let inputs =
                     try_join_all(vertex.inputs.iter().map(|edge| self.output(edge))).await?;
                 guard.launch(Arc::clone(&self.solver), vertex, inputs);
