@@ -32,6 +32,20 @@ pub fn apply(
             .extend(parse_add_host(h).map_err(anyhow::Error::msg)?);
     }
     let entitlements = parse_allow(&args.allow).map_err(anyhow::Error::msg)?;
+    let secrets = secrets(args)?;
+    let ssh_specs: Vec<SshSpec> = args.ssh.iter().map(|s| parse_ssh(s)).collect();
+    let auth_sock = std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from);
+    let ssh = SshAgents::new(&ssh_specs, auth_sock.as_deref())?;
+    Ok(Session {
+        secrets,
+        ssh,
+        entitlements,
+        ..Session::default()
+    })
+}
+
+/// The secrets of `--secret` (also what a git context fetches with: `GIT_AUTH_TOKEN`).
+pub fn secrets(args: &crate::cli::BuildArgs) -> anyhow::Result<SecretStore> {
     let specs = args
         .secrets
         .iter()
@@ -41,15 +55,7 @@ pub fn apply(
     let env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let secrets = SecretStore::new(&specs, &env)?;
-    let ssh_specs: Vec<SshSpec> = args.ssh.iter().map(|s| parse_ssh(s)).collect();
-    let auth_sock = std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from);
-    let ssh = SshAgents::new(&ssh_specs, auth_sock.as_deref())?;
-    Ok(Session {
-        secrets,
-        ssh,
-        entitlements,
-    })
+    Ok(SecretStore::new(&specs, &env)?)
 }
 
 /// `--secret id=ID[,src=FILE|source=FILE][,env=VAR][,type=file|env]` (buildx's

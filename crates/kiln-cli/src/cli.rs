@@ -150,7 +150,8 @@ pub struct BuildArgs {
     /// Shared memory size for build containers (`/dev/shm`).
     #[arg(long = "shm-size", value_name = "BYTES")]
     pub shm_size: Option<String>,
-    /// SSH agent socket to expose to the build (format: `default|<id>[=<socket>]`).
+    /// SSH agent socket or keys to expose to the build (format:
+    /// `default|<id>[=<socket>|<key>[,<key>]]`).
     #[arg(long = "ssh")]
     pub ssh: Vec<String>,
     /// Ulimit options (format: `name=soft[:hard]`).
@@ -159,7 +160,8 @@ pub struct BuildArgs {
     /// The directory holding kiln's state (default: `/var/lib/kiln` for root).
     #[arg(long = "root", env = "KILN_ROOT", hide = true)]
     pub root: Option<PathBuf>,
-    /// The build context: a directory, or `-` to read a Dockerfile from stdin with no context.
+    /// The build context: a directory, a git URL, an HTTP(S) URL of a tarball or a Dockerfile,
+    /// or `-` to read a tarball or a Dockerfile (with no context) from stdin.
     pub context: PathBuf,
 }
 
@@ -176,7 +178,7 @@ pub struct DefinitionArgs {
     /// Set build-time variables (`KEY=VALUE`, or `KEY` to take the value from the environment).
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
-    /// Additional build contexts (`NAME=PATH|docker-image://REF|git URL`).
+    /// Additional build contexts (`NAME=PATH|docker-image://REF|oci-layout://PATH[:TAG|@DIGEST]|git URL`).
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
     /// Set metadata for an image (`KEY=VALUE`).

@@ -75,6 +75,10 @@ pub fn convert_options(i: &BuildInputs<'_>, session_id: &str) -> anyhow::Result<
             .split_once('=')
             .with_context(|| format!("invalid --build-context {kv:?}: expected NAME=VALUE"))?;
         let mut ctx = NamedContext::parse(v, k).map_err(|e| anyhow::anyhow!(e))?;
+        if let NamedContext::OciLayout { .. } = ctx {
+            // The tag resolved to a digest in the layout, lent under a store id.
+            ctx = crate::oci_layout::named_context(v)?;
+        }
         if let NamedContext::Local { excludes, .. } = &mut ctx {
             *excludes = read_dockerignore(Path::new(v), None)?;
         }

@@ -10,9 +10,11 @@ mod cli;
 mod commands;
 mod exit;
 mod inputs;
+mod oci_layout;
 mod outputs;
 mod remote_context;
 mod source_context;
+mod tar_context;
 
 use clap::Parser;
 

@@ -499,9 +499,14 @@ fn git_repository_as_the_build_context() {
         "{log}"
     );
     assert!(dest.join("ctx/Dockerfile").is_file());
-    assert!(
-        !dest.join("ctx/ignored.txt").exists(),
-        "the repository's .dockerignore applies"
+    // As with BuildKit, a repository's .dockerignore does not filter a git context (it only
+    // applies to local directories the client sends; docker/cli#2827).
+    assert_eq!(
+        std::fs::read_to_string(dest.join("ctx/ignored.txt"))
+            .ok()
+            .as_deref(),
+        Some("ignored\n"),
+        "the repository's .dockerignore must not apply"
     );
     let log = assert_success(&build(&out.path().join("b")));
     assert_eq!(step_state(&log, "COPY . /ctx/"), Some("CACHED"), "{log}");

@@ -684,6 +684,18 @@ impl<'o> Ctx<'o> {
                     // A `docker-image://` named context is resolved like the base it replaces.
                     let base_name = match &named {
                         Some(NamedContext::Image(r)) if r != "scratch" => r.clone(),
+                        // An `oci-layout://` one through the resolver's OCI layout store.
+                        Some(NamedContext::OciLayout { store, reference }) if is_reachable => {
+                            let pinned = oci_layout_reference(&base_name, reference)
+                                .map_err(|e| ConvertError::at(lines, e))?;
+                            let resolved = resolver
+                                .resolve_oci_layout(&base_name, store, &pinned, &platform)
+                                .await
+                                .map_err(|e| {
+                                    ConvertError::at(lines, format!("{base_name}: {}", e.message))
+                                })?;
+                            return Ok((Some((pinned, resolved)), named));
+                        }
                         Some(_) => return Ok((None, named)),
                         None => base_name,
                     };
@@ -908,8 +920,23 @@ impl<'o> Ctx<'o> {
                 (state, image)
             }
             NamedContext::OciLayout { store, reference } => {
+                // BuildKit names the image after the context, pinned to the layout's digest
+                // (`docker.io/library/NAME@sha256:…`), and keeps the config's `created`.
+                let (pinned, image) = match resolved {
+                    Some((pinned, resolved)) => (
+                        pinned,
+                        resolved
+                            .config
+                            .unwrap_or_else(|| Image::empty_for(&platform)),
+                    ),
+                    None => (
+                        oci_layout_reference(&key, reference)
+                            .unwrap_or_else(|_| format!("{key}{reference}")),
+                        Image::empty_for(&platform),
+                    ),
+                };
                 let state = State::oci_layout(
-                    &format!("{key}{reference}"),
+                    &pinned,
                     OciLayoutOpts {
                         session_id: Some(self.opts.session_id.clone()),
                         store_id: Some(store.clone()),
@@ -920,7 +947,7 @@ impl<'o> Ctx<'o> {
                         ..OciLayoutOpts::default()
                     },
                 );
-                (state, Image::empty_for(&platform))
+                (state, image)
             }
             NamedContext::Local { .. } => (
                 self.local_named_context(&key, &named, &BTreeSet::new()),
@@ -951,13 +978,16 @@ impl<'o> Ctx<'o> {
             }
         };
         let ds = &mut self.states[i];
+        // A context named like the stage (set when the stage was read) replaces the whole
+        // stage: its commands are never dispatched. A context named like the stage's base only
+        // replaces the base (`FROM ctx AS build` then `RUN …`), as in BuildKit.
+        let replaces_stage = ds.unregistered || ds.named_context.is_some();
         ds.state = state;
         ds.image = image;
         ds.platform = Some(platform);
         ds.named_context = Some(named);
         ds.has_image_base = true;
-        if ds.unregistered || ds.name.is_some() {
-            // A named context replaces the whole stage: its commands are never dispatched.
+        if replaces_stage {
             ds.dispatched = true;
         }
         Ok(())
@@ -1221,6 +1251,25 @@ impl<'o> Ctx<'o> {
         }
         out
     }
+}
+
+/// The image reference of an `oci-layout://` named context, as BuildKit makes it: the context's
+/// name, normalized, with the digest the client resolved in the layout
+/// (`docker.io/library/NAME@sha256:…`). `reference` is the part of the context value after the
+/// store (`:TAG@sha256:…` or `@sha256:…`).
+fn oci_layout_reference(name: &str, reference: &str) -> Result<String, String> {
+    let digest = reference
+        .rsplit_once('@')
+        .and_then(|(_, d)| kiln_oci::Digest::parse(d).ok())
+        .ok_or_else(|| {
+            format!(
+                "oci-layout reference {:?} has no digest",
+                format!("{name}{reference}")
+            )
+        })?;
+    let named = Reference::parse(name)
+        .map_err(|e| format!("could not parse oci-layout reference {name:?}: {e}"))?;
+    Ok(named.with_digest(digest).to_string())
 }
 
 /// The metadata key of the Dockerfile command that made a vertex.

@@ -79,10 +79,15 @@ pub enum NamedContext {
     /// `docker-image://REF`: an image.
     Image(String),
     /// `oci-layout://PATH[:TAG|@DIGEST]`: an image from an OCI layout the client serves.
+    ///
+    /// As buildx does, the client resolves the tag to a digest in the layout and lends the
+    /// layout under a store id before converting: [`NamedContext::parse`] gives the path and the
+    /// tag or digest as written, and the converter needs the store id and a digest. The image is
+    /// then resolved through [`crate::ImageResolver::resolve_oci_layout`].
     OciLayout {
-        /// The layout's store id in the session.
+        /// The layout's store id in the session (the path, as parsed).
         store: String,
-        /// The reference inside the layout (`name@sha256:...`).
+        /// The image in the layout: `:TAG@sha256:…` or `@sha256:…` (`:TAG` alone as parsed).
         reference: String,
     },
     /// A local directory the client serves under this name.

@@ -19,6 +19,28 @@ pub trait ImageResolver: Sync {
         platform: &Platform,
         mode: ResolveMode,
     ) -> impl Future<Output = Result<ResolvedImage, ResolveError>> + Send;
+
+    /// Resolves an image of an OCI layout the client lends the build (`--build-context
+    /// NAME=oci-layout://…`, BuildKit's `oci-layout` resolver type) for `platform`: `store` is
+    /// the layout's store id in the session, `reference` names the image by digest
+    /// (`docker.io/library/NAME@sha256:…`, the name only shown) and `name` is the context's
+    /// name, for progress.
+    ///
+    /// The default resolves nothing: the reference is used as it is, with an empty config.
+    fn resolve_oci_layout(
+        &self,
+        name: &str,
+        store: &str,
+        reference: &str,
+        platform: &Platform,
+    ) -> impl Future<Output = Result<ResolvedImage, ResolveError>> + Send {
+        let _ = (name, store, platform);
+        std::future::ready(Ok(ResolvedImage {
+            reference: reference.to_string(),
+            digest: None,
+            config: None,
+        }))
+    }
 }
 
 /// A resolved image.

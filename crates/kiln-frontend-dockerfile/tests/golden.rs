@@ -64,6 +64,29 @@ impl ImageResolver for FakeRegistry {
             })
         }
     }
+
+    /// Images of OCI layouts are listed as `oci-layout://STORE/REFERENCE`.
+    fn resolve_oci_layout(
+        &self,
+        _name: &str,
+        store: &str,
+        reference: &str,
+        _platform: &Platform,
+    ) -> impl Future<Output = Result<ResolvedImage, ResolveError>> + Send {
+        let key = format!("oci-layout://{store}/{reference}");
+        let found = self.images.get(&key).cloned();
+        let reference = reference.to_string();
+        async move {
+            let (digest, config) = found.ok_or_else(|| ResolveError {
+                message: format!("{key}: not found"),
+            })?;
+            Ok(ResolvedImage {
+                reference,
+                digest: Some(digest),
+                config: Some(config),
+            })
+        }
+    }
 }
 
 /// `options.json` of a case.

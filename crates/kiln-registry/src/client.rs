@@ -4,12 +4,14 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use kiln_oci::{Digest, Image, Matcher, Platform, Reference};
-use oci_client::client::{ClientConfig, ClientProtocol, LayerDescriptor};
+use oci_client::client::{
+    Certificate, CertificateEncoding, ClientConfig, ClientProtocol, LayerDescriptor,
+};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 
@@ -59,11 +61,17 @@ pub struct RegistryConfig {
 /// The [`Registry`] implementation that talks to real registries, through oci-client.
 ///
 /// It holds two HTTP clients, one for HTTPS and one for plain HTTP (loopback registries and
-/// those configured as insecure), each with its own token cache. Credentials are looked up
-/// once per registry, on first use, from the Docker config and its credential helpers.
+/// those configured as insecure), each with its own token cache. Both are made on first use,
+/// and the system's TLS roots are read once for the two: reading them (a file per
+/// certificate) cost a fully cached build more than the rest of its work. Credentials are
+/// looked up once per registry, on first use, from the Docker config and its credential
+/// helpers.
 pub struct RegistryClient {
-    https: oci_client::Client,
-    http: oci_client::Client,
+    https: OnceLock<oci_client::Client>,
+    http: OnceLock<oci_client::Client>,
+    /// The system's TLS roots, read on first use.
+    roots: OnceLock<Vec<Certificate>>,
+    user_agent: &'static str,
     insecure: Vec<String>,
     docker_config_dir: Option<PathBuf>,
     /// The credentials looked up so far, by registry host.
@@ -80,34 +88,70 @@ impl std::fmt::Debug for RegistryClient {
 }
 
 impl RegistryClient {
-    /// A client with this configuration. Fails only when the HTTP client cannot be built
-    /// (for instance when the system's TLS roots cannot be loaded).
+    /// A client with this configuration. Nothing is read or connected before the first
+    /// request; a failure to set up HTTP (for instance TLS roots that cannot be loaded) is
+    /// the first request's error.
     pub fn new(config: RegistryConfig) -> Result<RegistryClient> {
-        let build = |protocol: ClientProtocol| {
-            let client_config = ClientConfig {
-                protocol,
-                platform_resolver: None,
-                connect_timeout: Some(CONNECT_TIMEOUT),
-                read_timeout: Some(READ_TIMEOUT),
-                user_agent: if config.user_agent.is_empty() {
-                    DEFAULT_USER_AGENT
-                } else {
-                    config.user_agent
-                },
-                ..ClientConfig::default()
-            };
-            oci_client::Client::try_from(client_config).map_err(|e| RegistryError::Client {
-                message: crate::error::error_chain(&e),
-            })
-        };
         Ok(RegistryClient {
-            https: build(ClientProtocol::Https)?,
-            http: build(ClientProtocol::Http)?,
+            https: OnceLock::new(),
+            http: OnceLock::new(),
+            roots: OnceLock::new(),
+            user_agent: if config.user_agent.is_empty() {
+                DEFAULT_USER_AGENT
+            } else {
+                config.user_agent
+            },
             insecure: config.insecure,
             docker_config_dir: config
                 .docker_config_dir
                 .or_else(credentials::default_config_dir),
             credentials: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The system's TLS roots (`SSL_CERT_FILE`/`SSL_CERT_DIR` are honoured), read once. Empty
+    /// when none could be read: the HTTP client then looks for them itself, and reports it.
+    fn roots(&self) -> &Vec<Certificate> {
+        self.roots.get_or_init(|| {
+            rustls_native_certs::load_native_certs()
+                .certs
+                .into_iter()
+                .map(|der| Certificate {
+                    encoding: CertificateEncoding::Der,
+                    data: der.to_vec(),
+                })
+                .collect()
+        })
+    }
+
+    /// The HTTP client for one protocol, made on first use.
+    fn client(&self, plain_http: bool) -> Result<&oci_client::Client> {
+        let (cell, protocol) = if plain_http {
+            (&self.http, ClientProtocol::Http)
+        } else {
+            (&self.https, ClientProtocol::Https)
+        };
+        if let Some(client) = cell.get() {
+            return Ok(client);
+        }
+        let client_config = ClientConfig {
+            protocol,
+            platform_resolver: None,
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
+            user_agent: self.user_agent,
+            // Plain-HTTP registries may still redirect blob downloads to HTTPS storage.
+            tls_certs_only: self.roots().clone(),
+            ..ClientConfig::default()
+        };
+        let client =
+            oci_client::Client::try_from(client_config).map_err(|e| RegistryError::Client {
+                message: crate::error::error_chain(&e),
+            })?;
+        // Two tasks may race to make it: one of the two equivalent clients is kept.
+        let _ = cell.set(client);
+        cell.get().ok_or_else(|| RegistryError::Client {
+            message: "the HTTP client could not be kept".to_owned(),
         })
     }
 
@@ -119,11 +163,7 @@ impl RegistryClient {
     /// The HTTP client for the reference's registry, with its credentials stored in it.
     async fn client_for(&self, reference: &Reference) -> Result<&oci_client::Client> {
         let registry = reference.domain();
-        let client = if self.is_plain_http(registry) {
-            &self.http
-        } else {
-            &self.https
-        };
+        let client = self.client(self.is_plain_http(registry))?;
         let known = self.cached_auth(registry);
         let auth = match known {
             Some(auth) => auth,

@@ -12,6 +12,17 @@
 //! content becomes the snapshot's root. Modes are those git gives under umask 022 (0644 and
 //! 0755), owners root.
 //!
+//! Private repositories over HTTP(S) authenticate as with BuildKit, from the build's secrets:
+//! the source names two (attributes `git.authheadersecret` and `git.authtokensecret`, which
+//! the Dockerfile frontend sets to `GIT_AUTH_HEADER` and `GIT_AUTH_TOKEN`), looked up first in
+//! their per-host forms (`GIT_AUTH_TOKEN.github.com`), header before token. A header secret is
+//! the `Authorization` value itself; a token becomes `basic base64(x-access-token:TOKEN)`.
+//! The header reaches git through `http.<remote>.extraheader` (scoped to the remote, or to all
+//! of `https://github.com/` for a GitHub remote, as `actions/checkout` does), given in the
+//! `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_0`/`GIT_CONFIG_VALUE_0` environment of the commands that
+//! talk to the remote: never in a command line (`ps`), a cache key, an error message, the
+//! repository's configuration or any other file.
+//!
 //! Every git command runs without system or user configuration (`GIT_CONFIG_NOSYSTEM`,
 //! `HOME=/dev/null`), without prompts, with `protocol.file.allow=user` (no sneaky local
 //! submodules), and with `--` before positional arguments; refs and subdirectories that start
@@ -31,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::mounts::unique_id;
 use crate::ops::{blocking, boxed, commit, prepare_mounted};
 use crate::refs::Ref;
+use crate::session::Session;
 
 /// What a git source op asks for (its identifier and attributes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +59,10 @@ pub(crate) struct GitSpec {
     pub checksum: Option<String>,
     /// Whether submodules are left out.
     pub skip_submodules: bool,
+    /// The secret holding an `Authorization` header value (`git.authheadersecret`).
+    pub auth_header_secret: Option<String>,
+    /// The secret holding a token (`git.authtokensecret`).
+    pub auth_token_secret: Option<String>,
 }
 
 impl GitSpec {
@@ -67,6 +83,14 @@ impl GitSpec {
             keep_git_dir: attrs.get("git.keepgitdir").is_some_and(|v| v == "true"),
             checksum: attrs.get("git.checksum").filter(|c| !c.is_empty()).cloned(),
             skip_submodules: attrs.get("git.skipsubmodules").is_some_and(|v| v == "true"),
+            auth_header_secret: attrs
+                .get("git.authheadersecret")
+                .filter(|v| !v.is_empty())
+                .cloned(),
+            auth_token_secret: attrs
+                .get("git.authtokensecret")
+                .filter(|v| !v.is_empty())
+                .cloned(),
         };
         spec.validate()?;
         Ok(spec)
@@ -128,6 +152,125 @@ fn is_commit_sha(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// The host (and port) of an HTTP(S) remote, as Go's `url.URL.Host` gives it; `None` for
+/// other transports, which take no header.
+fn http_host(remote: &str) -> Option<&str> {
+    let rest = remote
+        .strip_prefix("https://")
+        .or_else(|| remote.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    (!host.is_empty()).then_some(host)
+}
+
+/// Where git sends the header: the remote itself, or every GitHub repository for a GitHub
+/// remote (BuildKit's `tokenScope`).
+fn token_scope(remote: &str) -> &str {
+    ["https://github.com/", "https://www.github.com/"]
+        .into_iter()
+        .find(|p| remote.starts_with(p))
+        .unwrap_or(remote)
+}
+
+/// The remote with the password of its user information hidden, for messages (BuildKit's
+/// `RedactCredentials`).
+fn redacted(remote: &str) -> String {
+    let Some((scheme, rest)) = remote.split_once("://") else {
+        return remote.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:xxxxx@{host}{path}"),
+            None => remote.to_string(),
+        },
+        None => remote.to_string(),
+    }
+}
+
+/// The `Authorization` header git sends to an HTTP(S) remote, from the build's secrets. Its
+/// `Debug` output shows where it goes, never the value.
+#[derive(Clone)]
+pub(crate) struct GitAuth {
+    /// The URL prefix of `http.<url>.extraheader`.
+    scope: String,
+    /// `Authorization: …`.
+    header: String,
+}
+
+impl std::fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitAuth")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GitAuth {
+    /// The header of the first secret the session holds, in BuildKit's order: the header
+    /// secret for the remote's host, the token secret for the host, the header secret, the
+    /// token secret. `None` when it holds none of them, or for a remote that is not HTTP(S).
+    pub fn from_session(spec: &GitSpec, session: &Session) -> Result<Option<GitAuth>> {
+        use base64::Engine as _;
+        let Some(host) = http_host(&spec.remote) else {
+            return Ok(None);
+        };
+        let mut names: Vec<(String, bool)> = Vec::new();
+        if let Some(h) = &spec.auth_header_secret {
+            names.push((format!("{h}.{host}"), false));
+        }
+        if let Some(t) = &spec.auth_token_secret {
+            names.push((format!("{t}.{host}"), true));
+        }
+        if let Some(h) = &spec.auth_header_secret {
+            names.push((h.clone(), false));
+        }
+        if let Some(t) = &spec.auth_token_secret {
+            names.push((t.clone(), true));
+        }
+        for (name, token) in names {
+            let Some(value) = session.secrets.get(&name)? else {
+                continue;
+            };
+            let value = if token {
+                let mut credentials = b"x-access-token:".to_vec();
+                credentials.extend_from_slice(&value);
+                format!(
+                    "basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
+                )
+            } else {
+                String::from_utf8_lossy(&value).into_owned()
+            };
+            return Ok(Some(GitAuth {
+                scope: token_scope(&spec.remote).to_string(),
+                header: format!("Authorization: {value}"),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Gives the header to a git command through its environment.
+    fn apply(&self, cmd: &mut Command) {
+        cmd.env("GIT_CONFIG_COUNT", "1")
+            .env(
+                "GIT_CONFIG_KEY_0",
+                format!("http.{}.extraheader", self.scope),
+            )
+            .env("GIT_CONFIG_VALUE_0", &self.header);
+    }
+}
+
+/// A git command that talks to the remote, with the header when there is one.
+fn git_remote(auth: Option<&GitAuth>) -> Command {
+    let mut cmd = git();
+    if let Some(auth) = auth {
+        auth.apply(&mut cmd);
+    }
+    cmd
+}
+
 /// A git source op, resolved to a commit.
 pub(crate) struct GitSource {
     parts: Arc<Parts>,
@@ -136,13 +279,18 @@ pub(crate) struct GitSource {
     git_ref: String,
     /// What `git ls-remote` gave for it (or the commit itself).
     commit: String,
+    /// The header for an HTTP(S) remote, from the build's secrets.
+    auth: Option<GitAuth>,
 }
 
 impl GitSource {
-    /// Resolves the ref to a commit with `git ls-remote` (no network for a full commit id).
-    pub async fn resolve(parts: Arc<Parts>, spec: GitSpec) -> Result<GitSource> {
+    /// Resolves the ref to a commit with `git ls-remote` (no network for a full commit id),
+    /// authenticated with the session's secrets (see [`GitAuth::from_session`]).
+    pub async fn resolve(parts: Arc<Parts>, spec: GitSpec, session: &Session) -> Result<GitSource> {
+        let auth = GitAuth::from_session(&spec, session)?;
         let spec2 = spec.clone();
-        let (git_ref, commit) = blocking(move || resolve_ref(&spec2)).await?;
+        let auth2 = auth.clone();
+        let (git_ref, commit) = blocking(move || resolve_ref(&spec2, auth2.as_ref())).await?;
         if let Some(want) = &spec.checksum
             && !commit.starts_with(want.as_str())
         {
@@ -155,6 +303,7 @@ impl GitSource {
             spec,
             git_ref,
             commit,
+            auth,
         })
     }
 }
@@ -179,8 +328,9 @@ impl Op<Ref> for GitSource {
         let spec = self.spec.clone();
         let git_ref = self.git_ref.clone();
         let commit = self.commit.clone();
+        let auth = self.auth.clone();
         Box::pin(async move {
-            blocking(move || snapshot(&parts, &spec, &git_ref, &commit))
+            blocking(move || snapshot(&parts, &spec, &git_ref, &commit, auth.as_ref()))
                 .await
                 .map(|r| vec![r])
                 .map_err(boxed)
@@ -219,14 +369,38 @@ fn run(mut cmd: Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs a git command that talks to the remote; when it fails for want of credentials and the
+/// build has none for this remote, the error says which secrets would give them.
+fn run_remote(cmd: Command, what: &str, spec: &GitSpec, auth: Option<&GitAuth>) -> Result<String> {
+    run(cmd, what).map_err(|e| match e {
+        Error::Git(msg) if auth.is_none() && needs_credentials(&msg) => {
+            match (http_host(&spec.remote), &spec.auth_token_secret) {
+                (Some(host), Some(token)) => Error::Git(format!(
+                    "{msg} (the remote asks for credentials: give a token with \
+                     --secret id={token},env=VAR or id={token}.{host},src=FILE)"
+                )),
+                _ => Error::Git(msg),
+            }
+        }
+        other => other,
+    })
+}
+
+/// Whether git's message says the remote wants credentials it could not ask for.
+fn needs_credentials(message: &str) -> bool {
+    message.contains("could not read Username")
+        || message.contains("could not read Password")
+        || message.contains("Authentication failed")
+}
+
 /// The ref to fetch and the commit it names.
-fn resolve_ref(spec: &GitSpec) -> Result<(String, String)> {
-    let what = format!("failed to fetch remote {}", spec.remote);
+fn resolve_ref(spec: &GitSpec, auth: Option<&GitAuth>) -> Result<(String, String)> {
+    let what = format!("failed to fetch remote {}", redacted(&spec.remote));
     let mut git_ref = spec.git_ref.clone();
     if git_ref.is_empty() {
-        let mut cmd = git();
+        let mut cmd = git_remote(auth);
         cmd.args(["ls-remote", "--symref", "--", &spec.remote, "HEAD"]);
-        let out = run(cmd, &what)?;
+        let out = run_remote(cmd, &what, spec, auth)?;
         git_ref = out
             .lines()
             .find_map(|l| {
@@ -237,16 +411,16 @@ fn resolve_ref(spec: &GitSpec) -> Result<(String, String)> {
             .ok_or_else(|| {
                 Error::Git(format!(
                     "could not find default branch for repository: {}",
-                    spec.remote
+                    redacted(&spec.remote)
                 ))
             })?;
     }
     if is_commit_sha(&git_ref) {
         return Ok((git_ref.clone(), git_ref));
     }
-    let mut cmd = git();
+    let mut cmd = git_remote(auth);
     cmd.args(["ls-remote", "--", &spec.remote, &git_ref]);
-    let out = run(cmd, &what)?;
+    let out = run_remote(cmd, &what, spec, auth)?;
     let Some((sha, _)) = out.split_once('\t') else {
         return Err(Error::Git(format!(
             "repository does not contain ref {git_ref}, output: {out:?}"
@@ -314,13 +488,19 @@ impl FileLock {
 }
 
 /// Fetches the commit into the remote's bare repository and checks it out into a new snapshot.
-fn snapshot(parts: &Parts, spec: &GitSpec, git_ref: &str, commit_sha: &str) -> Result<Ref> {
+fn snapshot(
+    parts: &Parts,
+    spec: &GitSpec,
+    git_ref: &str,
+    commit_sha: &str,
+    auth: Option<&GitAuth>,
+) -> Result<Ref> {
     let bare = bare_repo(&parts.root, &spec.remote)?;
     let _lock = FileLock::acquire(&bare.with_extension("lock"))?;
-    fetch(&bare, spec, git_ref, commit_sha)?;
+    fetch(&bare, spec, git_ref, commit_sha, auth)?;
 
     let (key, mounted) = prepare_mounted(parts, &Ref::Scratch)?;
-    let result = checkout(&bare, spec, commit_sha, mounted.path());
+    let result = checkout(&bare, spec, commit_sha, mounted.path(), auth);
     match result {
         Ok(()) => commit(parts, key, mounted, "git/"),
         Err(e) => {
@@ -332,7 +512,13 @@ fn snapshot(parts: &Parts, spec: &GitSpec, git_ref: &str, commit_sha: &str) -> R
 }
 
 /// Brings `commit_sha` into the bare repository unless it is there already.
-fn fetch(bare: &Path, spec: &GitSpec, git_ref: &str, commit_sha: &str) -> Result<()> {
+fn fetch(
+    bare: &Path,
+    spec: &GitSpec,
+    git_ref: &str,
+    commit_sha: &str,
+    auth: Option<&GitAuth>,
+) -> Result<()> {
     let mut cmd = git();
     cmd.arg("--git-dir")
         .arg(bare)
@@ -348,7 +534,7 @@ fn fetch(bare: &Path, spec: &GitSpec, git_ref: &str, commit_sha: &str) -> Result
     }
     // A fetch killed earlier may have left its lock.
     let _ = std::fs::remove_file(bare.join("shallow.lock"));
-    let mut cmd = git();
+    let mut cmd = git_remote(auth);
     cmd.arg("--git-dir").arg(bare).arg("fetch");
     if is_commit_sha(git_ref) {
         if bare.join("shallow").exists() {
@@ -361,22 +547,36 @@ fn fetch(bare: &Path, spec: &GitSpec, git_ref: &str, commit_sha: &str) -> Result
         cmd.args(["--depth=1", "--no-tags", "--force", "--", "origin"])
             .arg(format!("{git_ref}:tags/{git_ref}"));
     }
-    run(cmd, &format!("failed to fetch remote {}", spec.remote))?;
+    run_remote(
+        cmd,
+        &format!("failed to fetch remote {}", redacted(&spec.remote)),
+        spec,
+        auth,
+    )?;
     let mut cmd = git();
     cmd.arg("--git-dir")
         .arg(bare)
         .args(["reflog", "expire", "--all", "--expire=now"]);
     run(
         cmd,
-        &format!("failed to expire reflog for remote {}", spec.remote),
+        &format!(
+            "failed to expire reflog for remote {}",
+            redacted(&spec.remote)
+        ),
     )?;
     Ok(())
 }
 
 /// Checks `commit_sha` out into `dest` (the subdirectory's content, or the tree, with `.git`
 /// when asked for).
-fn checkout(bare: &Path, spec: &GitSpec, commit_sha: &str, dest: &Path) -> Result<()> {
-    let what = format!("failed to checkout remote {}", spec.remote);
+fn checkout(
+    bare: &Path,
+    spec: &GitSpec,
+    commit_sha: &str,
+    dest: &Path,
+    auth: Option<&GitAuth>,
+) -> Result<()> {
+    let what = format!("failed to checkout remote {}", redacted(&spec.remote));
     let subdir = spec.clean_subdir();
     let git_dir = if spec.keep_git_dir && subdir == "." {
         let dot_git = dest.join(".git");
@@ -427,7 +627,7 @@ fn checkout(bare: &Path, spec: &GitSpec, commit_sha: &str, dest: &Path) -> Resul
             "set-url",
             "--",
             "origin",
-            &spec.remote,
+            &redacted(&spec.remote),
         ]);
         run(cmd, &what)?;
         let mut cmd = git();
@@ -481,16 +681,18 @@ fn checkout(bare: &Path, spec: &GitSpec, commit_sha: &str, dest: &Path) -> Resul
         bare.to_path_buf()
     };
     if !spec.skip_submodules && dest.join(".gitmodules").exists() {
-        let mut cmd = git();
+        let mut cmd = git_remote(auth);
         cmd.arg("--git-dir")
             .arg(&git_dir)
             .arg("--work-tree")
             .arg(dest)
             .current_dir(dest)
             .args(["submodule", "update", "--init", "--recursive", "--depth=1"]);
-        run(
+        run_remote(
             cmd,
-            &format!("failed to update submodules for {}", spec.remote),
+            &format!("failed to update submodules for {}", redacted(&spec.remote)),
+            spec,
+            auth,
         )?;
     }
     standard_umask(dest)
@@ -594,5 +796,166 @@ mod tests {
                 "error: invalid git subdirectory \"../../etc\": must stay inside the repository",
             ),
         ]);
+    }
+
+    /// A remote, the source's attributes, the build's secrets and the expected header.
+    type AuthCase<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+        &'a str,
+    );
+
+    /// The header a remote gets from the secrets (`id=value`) of a build, for a source with
+    /// `attrs`: `scope => header`, or `none`.
+    fn check_auth(cases: &[AuthCase]) {
+        use crate::session::{SecretSpec, SecretStore};
+        let failures: Vec<String> = cases
+            .iter()
+            .filter_map(|(remote, attrs, secrets, want)| {
+                let mut all = vec![("git.fullurl", *remote)];
+                all.extend_from_slice(attrs);
+                let attrs: BTreeMap<String, String> = all
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let specs: Vec<SecretSpec> = secrets
+                    .iter()
+                    .map(|(id, _)| SecretSpec {
+                        id: id.to_string(),
+                        file: None,
+                        env: Some(format!("V_{id}")),
+                    })
+                    .collect();
+                let env: BTreeMap<String, String> = secrets
+                    .iter()
+                    .map(|(id, v)| (format!("V_{id}"), v.to_string()))
+                    .collect();
+                let session = Session {
+                    secrets: SecretStore::new(&specs, &env).expect("secrets"),
+                    ..Session::default()
+                };
+                let got = GitSpec::parse("host/repo", &attrs)
+                    .and_then(|spec| GitAuth::from_session(&spec, &session))
+                    .map(|a| match a {
+                        Some(a) => format!("{} => {}", a.scope, a.header),
+                        None => "none".to_string(),
+                    })
+                    .unwrap_or_else(|e| format!("error: {e}"));
+                (got != *want).then(|| format!("{remote} {secrets:?}: got {got:?}, want {want:?}"))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn auth_headers_follow_buildkit() {
+        // What the Dockerfile frontend sets on every git source.
+        let default: &[(&str, &str)] = &[
+            ("git.authtokensecret", "GIT_AUTH_TOKEN"),
+            ("git.authheadersecret", "GIT_AUTH_HEADER"),
+        ];
+        let remote = "http://127.0.0.1:8080/repo.git";
+        check_auth(&[
+            (remote, default, &[], "none"),
+            // base64("x-access-token:tok")
+            (
+                remote,
+                default,
+                &[("GIT_AUTH_TOKEN", "tok")],
+                "http://127.0.0.1:8080/repo.git => Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r",
+            ),
+            (
+                remote,
+                default,
+                &[("GIT_AUTH_HEADER", "bearer abc")],
+                "http://127.0.0.1:8080/repo.git => Authorization: bearer abc",
+            ),
+            // The header wins over the token, the host's secrets over the others.
+            (
+                remote,
+                default,
+                &[("GIT_AUTH_TOKEN", "tok"), ("GIT_AUTH_HEADER", "bearer abc")],
+                "http://127.0.0.1:8080/repo.git => Authorization: bearer abc",
+            ),
+            (
+                remote,
+                default,
+                &[
+                    ("GIT_AUTH_HEADER", "bearer abc"),
+                    ("GIT_AUTH_TOKEN.127.0.0.1:8080", "tok"),
+                ],
+                "http://127.0.0.1:8080/repo.git => Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r",
+            ),
+            (
+                remote,
+                default,
+                &[
+                    ("GIT_AUTH_TOKEN.127.0.0.1:8080", "tok"),
+                    ("GIT_AUTH_HEADER.127.0.0.1:8080", "bearer host"),
+                ],
+                "http://127.0.0.1:8080/repo.git => Authorization: bearer host",
+            ),
+            // Another host's secret does not apply.
+            (
+                remote,
+                default,
+                &[("GIT_AUTH_TOKEN.example.com", "tok")],
+                "none",
+            ),
+            // Any GitHub repository may use the token, as actions/checkout does.
+            (
+                "https://github.com/moby/buildkit.git",
+                default,
+                &[("GIT_AUTH_TOKEN.github.com", "tok")],
+                "https://github.com/ => Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r",
+            ),
+            // Sources name their secrets; without names no secret is used.
+            (
+                remote,
+                &[("git.authtokensecret", "MY_TOKEN")],
+                &[("MY_TOKEN", "tok"), ("GIT_AUTH_TOKEN", "other")],
+                "http://127.0.0.1:8080/repo.git => Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r",
+            ),
+            (remote, &[], &[("GIT_AUTH_TOKEN", "tok")], "none"),
+            // SSH remotes authenticate with keys, never with a header.
+            (
+                "git@github.com:moby/buildkit.git",
+                default,
+                &[("GIT_AUTH_TOKEN", "tok")],
+                "none",
+            ),
+            (
+                "ssh://git@host/repo.git",
+                default,
+                &[("GIT_AUTH_TOKEN", "tok")],
+                "none",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn remotes_in_messages_hide_passwords() {
+        let cases = [
+            ("https://host/repo.git", "https://host/repo.git"),
+            ("https://user@host/repo.git", "https://user@host/repo.git"),
+            (
+                "https://user:s3cret@host:8080/repo.git",
+                "https://user:xxxxx@host:8080/repo.git",
+            ),
+            ("https://host/a@b", "https://host/a@b"),
+            ("git@host:repo.git", "git@host:repo.git"),
+        ];
+        let failures: Vec<String> = cases
+            .iter()
+            .filter(|(remote, want)| redacted(remote) != *want)
+            .map(|(remote, want)| format!("{remote}: got {}, want {want}", redacted(remote)))
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        let auth = GitAuth {
+            scope: "https://host/".to_string(),
+            header: "Authorization: basic c2VjcmV0".to_string(),
+        };
+        assert!(!format!("{auth:?}").contains("c2VjcmV0"));
     }
 }

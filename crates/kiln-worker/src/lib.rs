@@ -12,7 +12,8 @@
 //! What it deliberately does not know: Dockerfiles (it runs LLB), the command line, terminals
 //! (progress is events), images as outputs (the exporters come later).
 //!
-//! Sources: images (pulled into the content store, unpacked into snapshots named by chain id),
+//! Sources: images (pulled into the content store, unpacked into snapshots named by chain id;
+//! from a registry, or from an OCI layout the client lends, [`OciLayoutStore`]),
 //! local directories (filtered copies), HTTP(S) files (checksummed, revalidated with ETags) and
 //! git repositories (through the `git` binary, with a bare-repository cache per remote and
 //! hardened argument handling).
@@ -23,13 +24,19 @@
 //! encoding of their fields plus their inputs' keys, and copies on the content of what they
 //! copy, so that an unrelated change in the build context keeps them cached.
 //!
+//! Cache mounts (`RUN --mount=type=cache`) are directories under `cache-mounts/` that outlive
+//! builds and never enter a layer. A manager the worker owns hands them out with BuildKit's
+//! `shared`, `private` and `locked` sharing; `du` and `prune` see which instances are in use.
+//!
 //! Housekeeping ([`Storage`]): disk usage per cache record, prune with BuildKit's filters and
 //! keep-storage rules, and the garbage-collection policy run after builds.
 //!
 //! What the client lends a build comes in a [`Session`] (BuildKit's session attachables, in
 //! process): secrets, written to a private tmpfs for the one `RUN` that mounts them and never
-//! part of a key, a layer or a file that outlives the run; SSH agent sockets, forwarded through
-//! a socket of the mount's owner and mode; and the entitlements (`--allow`) that exec ops with
+//! part of a key, a layer or a file that outlives the run; SSH agents (the client's, behind a
+//! read-only filter, or kiln's own holding keys loaded from files), answering on a socket of
+//! the mount's owner and mode; OCI layout directories, by store id, that `oci-layout://`
+//! sources read from; and the entitlements (`--allow`) that exec ops with
 //! `--network=host` or `--security=insecure` need.
 //!
 //! One process at a time uses a state directory: [`StateLock`]. A process may die at any
@@ -39,14 +46,18 @@
 //! same leftovers without a build).
 
 pub mod cachekey;
+mod cachemount;
+mod checksums;
 mod error;
 mod git;
 mod http;
 mod lock;
 mod mounts;
+mod ocilayout;
 mod ops;
 mod refs;
 mod session;
+mod sshagent;
 mod state;
 mod usage;
 
@@ -63,6 +74,7 @@ use kiln_solver::{Edge, Solver};
 pub use error::{Error, Result};
 pub use kiln_snapshot::Driver;
 pub use lock::StateLock;
+pub use ocilayout::OciLayoutStore;
 pub use ops::LocalDir;
 pub use refs::Ref;
 pub use session::{
@@ -90,10 +102,12 @@ pub(crate) struct Parts {
     pub hasher: kiln_contenthash::Hasher,
     /// Hashes mounted snapshots (temporary paths: no stat cache).
     pub view_hasher: kiln_contenthash::Hasher,
+    /// The checksums already computed in committed snapshots.
+    pub checksums: checksums::ChecksumMemo,
     /// Where snapshots are mounted while ops run.
     pub mount_dir: PathBuf,
-    /// Where cache mounts (`RUN --mount=type=cache`) live.
-    pub cache_mounts: PathBuf,
+    /// The cache mounts (`RUN --mount=type=cache`): their directories and who holds them.
+    pub cache_mounts: Arc<cachemount::CacheMounts>,
     /// The state directory (remote sources keep their metadata and repositories under it).
     pub root: PathBuf,
 }
@@ -128,8 +142,7 @@ impl Worker {
     pub async fn open(opts: WorkerOptions) -> Result<Worker> {
         let root = opts.root.clone();
         let mount_dir = root.join("mounts");
-        let cache_mounts = root.join("cache-mounts");
-        for dir in [&root, &mount_dir, &cache_mounts] {
+        for dir in [&root, &mount_dir] {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
         }
         // Nothing else uses this directory (the caller holds the lock): whatever is in use is
@@ -150,7 +163,7 @@ impl Worker {
         }
         unmount_stale(&mount_dir)?;
         session::prepare_dir(&session::session_dir(&root))?;
-        remove_half_made_cache_mounts(&cache_mounts);
+        let cache_mounts = Arc::new(cachemount::CacheMounts::open(root.join("cache-mounts"))?);
         let db = state::open_db(&root)?;
         let snapshots = Arc::new(Snapshotter::open(
             root.join("snapshotter"),
@@ -169,8 +182,9 @@ impl Worker {
             registry: opts.registry,
             hasher,
             view_hasher: kiln_contenthash::Hasher::new(None),
+            checksums: checksums::ChecksumMemo::new(Arc::clone(&db)),
             mount_dir,
-            cache_mounts,
+            cache_mounts: Arc::clone(&cache_mounts),
             root: root.clone(),
         });
         let store = Arc::new(state::open_index(
@@ -181,12 +195,18 @@ impl Worker {
         // Temporary snapshots of an interrupted build, and what it committed without recording
         // it in the cache index, would otherwise stay for ever.
         state::collect_garbage(&root, &snapshots, &store)?;
+        parts.checksums.retain(|name| {
+            snapshots
+                .stat(name)
+                .is_ok_and(|info| info.kind == kiln_snapshot::Kind::Committed)
+        })?;
         let storage = Arc::new(usage::Storage::new(
             &root,
             db,
             Arc::clone(&snapshots),
             content,
             Arc::clone(&store),
+            cache_mounts,
         )?);
         let concurrency = if opts.concurrency == 0 {
             std::thread::available_parallelism()
@@ -250,7 +270,7 @@ impl Worker {
                 .unwrap_or_else(|| format!("{} {}", body.kind(), &id));
             let platform = vertex.op.platform.clone();
             let op: Arc<dyn kiln_solver::Op<Ref>> = match body {
-                LlbOp::Source(s) => self.source_op(s, platform, locals).await?,
+                LlbOp::Source(s) => self.source_op(s, platform, locals, &session).await?,
                 LlbOp::Exec(e) => {
                     session::check_entitlements(e, session.entitlements)?;
                     Arc::new(ops::Exec {
@@ -311,6 +331,7 @@ impl Worker {
         s: &kiln_llb::ops::SourceOp,
         platform: Option<Platform>,
         locals: &BTreeMap<String, LocalDir>,
+        session: &Session,
     ) -> Result<Arc<dyn kiln_solver::Op<Ref>>> {
         if let Some(r) = s.identifier.strip_prefix("docker-image://") {
             let mut reference = Reference::parse(r)
@@ -328,7 +349,18 @@ impl Worker {
                 identifier,
                 reference,
                 platform,
+                registry: Arc::clone(&self.parts.registry),
             }));
+        }
+        if s.identifier.starts_with("oci-layout://") {
+            let platform = platform.unwrap_or_else(|| self.platform.clone());
+            return Ok(Arc::new(ocilayout::image_source(
+                &self.parts,
+                &s.identifier,
+                &s.attrs,
+                platform,
+                session,
+            )?));
         }
         if let Some(name) = s.identifier.strip_prefix("local://") {
             let dir = locals.get(name).ok_or_else(|| {
@@ -363,7 +395,7 @@ impl Worker {
         if let Some(id) = s.identifier.strip_prefix("git://") {
             let spec = git::GitSpec::parse(id, &s.attrs)?;
             return Ok(Arc::new(
-                git::GitSource::resolve(Arc::clone(&self.parts), spec).await?,
+                git::GitSource::resolve(Arc::clone(&self.parts), spec, session).await?,
             ));
         }
         if s.identifier.starts_with("https://") || s.identifier.starts_with("http://") {
@@ -475,18 +507,6 @@ fn with_view<T>(parts: &Parts, r: &Ref, f: impl FnOnce(&Path) -> Result<T>) -> R
         let _ = parts.snapshots.remove(&k);
     }
     result
-}
-
-/// Removes the cache mount directories an interrupted build was still seeding (`*.tmp`).
-fn remove_half_made_cache_mounts(cache_mounts: &Path) {
-    let Ok(entries) = std::fs::read_dir(cache_mounts) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.path().extension().is_some_and(|e| e == "tmp") {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 impl Parts {

@@ -84,11 +84,15 @@ fn remove_view(parts: &Parts, key: Option<String>, mounted: Mounted) {
 
 /// `docker-image://...`: pulls the image's layers into the content store and unpacks them into a
 /// chain of snapshots named by chain id, so that every image sharing a layer shares its snapshot.
+/// `oci-layout://...` is the same source reading from a layout instead of a registry.
 pub(crate) struct ImageSource {
     pub parts: Arc<Parts>,
     pub identifier: String,
     pub reference: Reference,
     pub platform: Platform,
+    /// Where the image comes from: the worker's registry client, or an OCI layout the client
+    /// lends the build ([`crate::ocilayout::OciLayoutStore`]).
+    pub registry: Arc<dyn kiln_registry::Registry>,
 }
 
 impl Op<Ref> for ImageSource {
@@ -118,7 +122,7 @@ impl Op<Ref> for ImageSource {
 impl ImageSource {
     async fn pull(&self, ctx: &ExecCtx) -> Result<Ref> {
         let parts = &self.parts;
-        let resolved = parts
+        let resolved = self
             .registry
             .resolve(&self.reference, &self.platform)
             .await?;
@@ -179,8 +183,7 @@ impl ImageSource {
                 completed: false,
             });
         };
-        parts
-            .registry
+        self.registry
             .fetch_blob(&self.reference, layer, &mut writer, &progress)
             .await?;
         writer.commit()?;
@@ -380,6 +383,8 @@ impl Exec {
         let mut views: Vec<(Option<String>, Mounted)> = Vec::new();
         let mut actives: Vec<(String, Mounted)> = Vec::new();
         let mut held: Vec<session::Held> = Vec::new();
+        // Released when dropped: also when the step fails or its future is dropped.
+        let mut caches = crate::cachemount::RunCaches::default();
         let mut specs = Vec::new();
         let mut prepared = Ok(());
         for m in self.op.mounts.iter().filter(|m| m.dest != "/") {
@@ -417,12 +422,8 @@ impl Exec {
                     }
                 }
                 MountType::Cache => {
-                    let id = m
-                        .cache_opt
-                        .as_ref()
-                        .map(|c| c.id.clone())
-                        .unwrap_or_else(|| m.dest.clone());
-                    match self.cache_dir(&id, input(m.input), &m.selector).await {
+                    let from = input(m.input);
+                    match caches.mount(&parts, m, from, ctx.cancel_token()).await {
                         Ok(dir) => kiln_executor::MountSpec {
                             dest: m.dest.clone(),
                             source: dir,
@@ -491,6 +492,7 @@ impl Exec {
         blocking(move || {
             // Secrets and SSH sockets go first: nothing of them outlives the process.
             drop(held);
+            drop(caches);
             for (k, v) in views {
                 remove_view(&p2, k, v);
             }
@@ -506,48 +508,6 @@ impl Exec {
                     Err(e)
                 }
             }
-        })
-        .await
-    }
-
-    /// The directory of a cache mount (persistent across builds, never in a layer), seeded from
-    /// its `from` input the first time.
-    async fn cache_dir(&self, id: &str, seed: Ref, selector: &str) -> Result<PathBuf> {
-        let parts = Arc::clone(&self.parts);
-        let dir = parts.cache_mounts.join(hex::encode(sha2::Digest::finalize(
-            <sha2::Sha256 as sha2::Digest>::new_with_prefix(id.as_bytes()),
-        )));
-        let selector = selector.to_string();
-        blocking(move || {
-            if dir.is_dir() {
-                return Ok(dir);
-            }
-            let tmp = dir.with_extension("tmp");
-            let _ = std::fs::remove_dir_all(&tmp);
-            std::fs::create_dir_all(&tmp)
-                .map_err(|e| Error::io("creating cache mount", &tmp, e))?;
-            if seed.snapshot().is_some() {
-                let (key, view) = view_mounted(&parts, &seed)?;
-                let copy = FileActionCopy {
-                    src: if selector.is_empty() {
-                        "/".to_string()
-                    } else {
-                        selector.clone()
-                    },
-                    dest: "/".to_string(),
-                    mode: -1,
-                    dir_copy_contents: true,
-                    create_dest_path: true,
-                    timestamp: -1,
-                    ..FileActionCopy::default()
-                };
-                let users = kiln_fileop::PasswdLookup::new(view.path());
-                let r = kiln_fileop::copy(view.path(), &tmp, &copy, &users);
-                remove_view(&parts, key, view);
-                r?;
-            }
-            std::fs::rename(&tmp, &dir).map_err(|e| Error::io("creating cache mount", &dir, e))?;
-            Ok(dir)
         })
         .await
     }
@@ -726,13 +686,21 @@ impl Op<Ref> for File {
         &'a self,
         input: usize,
         value: &'a Ref,
-        _selector: &'a Selector,
+        selector: &'a Selector,
     ) -> BoxFuture<'a, Result<ContentDigest, BoxError>> {
         let parts = Arc::clone(&self.parts);
         let copies: Vec<FileActionCopy> = self.copies_from(input).into_iter().cloned().collect();
         let value = value.clone();
+        // What the checksum covers, for the memo of committed snapshots: the selector names
+        // the sources and their options; the prefix versions kiln's checksum algorithm.
+        let material = [b"kiln.contenthash.v1\0".as_slice(), selector.as_bytes()].concat();
         Box::pin(async move {
             blocking(move || {
+                if let Some(name) = value.snapshot()
+                    && let Some(known) = parts.checksums.get(name, &material)?
+                {
+                    return Ok(ContentDigest::new(known));
+                }
                 let (key, view) = view_mounted(&parts, &value)?;
                 let mut digests = Vec::new();
                 let mut result = Ok(());
@@ -753,7 +721,11 @@ impl Op<Ref> for File {
                 }
                 remove_view(&parts, key, view);
                 result?;
-                Ok(ContentDigest::new(digests.join(",")))
+                let digest = digests.join(",");
+                if let Some(name) = value.snapshot() {
+                    parts.checksums.put(name, &material, &digest)?;
+                }
+                Ok(ContentDigest::new(digest))
             })
             .await
             .map_err(boxed)

@@ -1,6 +1,7 @@
-//! What the client lends one build: its secrets, its SSH agents and the entitlements it was
-//! granted. This is BuildKit's session (secrets and SSH attachables, the solve request's
-//! entitlements) for the embedded builder, where the client is the same process: no gRPC.
+//! What the client lends one build: its secrets, its SSH agents, its OCI layouts and the
+//! entitlements it was granted. This is BuildKit's session (secrets, SSH and OCI store
+//! attachables, the solve request's entitlements) for the embedded builder, where the client is
+//! the same process: no gRPC.
 //!
 //! Secret values are never held by the store: a secret is read from its file or variable when
 //! an op needs it, written to a private tmpfs for the duration of one `RUN`, and forgotten. They
@@ -15,6 +16,7 @@ use kiln_llb::ops::{ExecOp, Mount, NetMode, SecretEnv, SecurityMode};
 use crate::Parts;
 use crate::error::{Error, Result};
 use crate::mounts::{Mounted, unique_id};
+use crate::sshagent::{self, Agent, Keyring};
 
 /// BuildKit's limit on the size of one secret (`MaxSecretSize`, 500 KB).
 pub const MAX_SECRET_SIZE: u64 = 500 * 1024;
@@ -124,21 +126,37 @@ pub struct SshSpec {
     pub paths: Vec<PathBuf>,
 }
 
-/// The SSH agents the build may forward, by id (BuildKit's `sshprovider`). Only agent sockets
-/// are supported: key files would need an agent of kiln's own.
+/// The SSH agents the build may forward, by id (BuildKit's `sshprovider`): the client's agent
+/// at a socket, or kiln's own agent holding keys loaded from files. Its `Debug` output shows
+/// socket paths and key types, never a key.
 #[derive(Debug, Clone, Default)]
 pub struct SshAgents {
-    sockets: BTreeMap<String, PathBuf>,
+    agents: BTreeMap<String, Arc<Agent>>,
 }
 
 impl SshAgents {
-    /// The agents of `specs`; `auth_sock` is the client's `SSH_AUTH_SOCK`, used by the specs
-    /// without paths.
+    /// The agents of `specs`, with BuildKit's rules; `auth_sock` is the client's
+    /// `SSH_AUTH_SOCK`, used by the specs without paths. A path that is a socket is an agent to
+    /// forward (one at most per id); other paths are private key files (OpenSSH or PEM format,
+    /// unencrypted), loaded now into an agent of kiln's own. An id given twice is an error.
     pub fn new(specs: &[SshSpec], auth_sock: Option<&Path>) -> Result<SshAgents> {
         use std::os::unix::fs::FileTypeExt;
         let mut agents = SshAgents::default();
         for s in specs {
-            let paths: Vec<PathBuf> = if s.paths.is_empty() {
+            let id = if s.id.is_empty() {
+                "default"
+            } else {
+                s.id.as_str()
+            };
+            if agents.agents.contains_key(id) {
+                return Err(Error::Invalid(format!("duplicate agent ID {id:?}")));
+            }
+            let from_env = match s.paths.as_slice() {
+                [] => true,
+                [only] => only.as_os_str().is_empty(),
+                _ => false,
+            };
+            let paths: Vec<PathBuf> = if from_env {
                 match auth_sock.filter(|p| !p.as_os_str().is_empty()) {
                     Some(p) => vec![p.to_path_buf()],
                     None => {
@@ -152,30 +170,36 @@ impl SshAgents {
                 s.paths.clone()
             };
             let mut socket: Option<PathBuf> = None;
+            let mut keys: Vec<PathBuf> = Vec::new();
             for p in &paths {
                 if socket.is_some() {
                     return Err(Error::Invalid("only single socket allowed".to_string()));
                 }
                 let meta = std::fs::metadata(p)
                     .map_err(|e| Error::Invalid(format!("failed to stat {}: {e}", p.display())))?;
-                if !meta.file_type().is_socket() {
-                    return Err(Error::Unsupported(format!(
-                        "ssh key files are not supported by kiln yet ({}): load the key into an ssh-agent and pass its socket",
-                        p.display()
-                    )));
+                if meta.file_type().is_socket() {
+                    socket = Some(p.clone());
+                } else {
+                    keys.push(p.clone());
                 }
-                socket = Some(p.clone());
             }
-            if let Some(sock) = socket {
-                agents.sockets.insert(s.id.clone(), sock);
-            }
+            let agent = match socket {
+                Some(_) if !keys.is_empty() => {
+                    return Err(Error::Invalid(
+                        "invalid combination of keys and sockets".to_string(),
+                    ));
+                }
+                Some(sock) => Agent::Socket(sock),
+                None => Agent::Keys(Keyring::load(&keys)?),
+            };
+            agents.agents.insert(id.to_string(), Arc::new(agent));
         }
         Ok(agents)
     }
 
     /// The ids of the agents, sorted.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.sockets.keys().map(String::as_str)
+        self.agents.keys().map(String::as_str)
     }
 }
 
@@ -198,6 +222,10 @@ pub struct Session {
     pub ssh: SshAgents,
     /// The entitlements (`--allow`).
     pub entitlements: Entitlements,
+    /// The OCI layout directories lent to the build (`--build-context
+    /// NAME=oci-layout://PATH`), by store id: BuildKit's session OCI stores, which
+    /// `oci-layout://` sources name in their `oci.store` attribute.
+    pub oci_layouts: BTreeMap<String, PathBuf>,
 }
 
 /// Refuses an exec op that needs an entitlement the build was not granted, with BuildKit's
@@ -302,9 +330,10 @@ pub(crate) fn secret_env(session: &Session, env: &[SecretEnv]) -> Result<Vec<(St
     Ok(out)
 }
 
-/// An SSH mount (`RUN --mount=type=ssh`): a socket of the mount's owner and mode, forwarding
-/// every connection to the client's agent, bind-mounted at the destination. `None` for a
-/// missing optional agent. Must run within the tokio runtime.
+/// An SSH mount (`RUN --mount=type=ssh`): a socket of the mount's owner and mode, bind-mounted
+/// at the destination, where a read-only agent answers: kiln's own with the keys loaded from
+/// files, or a filter relaying to the client's agent. `None` for a missing optional agent. Must
+/// run within the tokio runtime.
 pub(crate) fn ssh_mount(
     parts: &Parts,
     session: &Session,
@@ -318,11 +347,11 @@ pub(crate) fn ssh_mount(
     } else {
         opt.id.as_str()
     };
-    let Some(agent) = session.ssh.sockets.get(id) else {
+    let Some(agent) = session.ssh.agents.get(id) else {
         if opt.optional {
             return Ok(None);
         }
-        if session.ssh.sockets.is_empty() {
+        if session.ssh.agents.is_empty() {
             return Err(Error::Invalid(format!(
                 "no SSH key {:?} forwarded from the client",
                 opt.id
@@ -332,7 +361,7 @@ pub(crate) fn ssh_mount(
     };
     let proxy = SshProxy::start(
         &session_dir(&parts.root),
-        agent,
+        Arc::clone(agent),
         opt.uid,
         opt.gid,
         opt.mode & 0o777,
@@ -350,8 +379,8 @@ pub(crate) fn ssh_mount(
     )))
 }
 
-/// A listening socket that forwards each connection to an SSH agent; stopped and removed on
-/// drop.
+/// A listening socket where an agent ([`sshagent::serve`]) answers each connection; stopped and
+/// removed on drop.
 pub(crate) struct SshProxy {
     dir: PathBuf,
     socket: PathBuf,
@@ -359,7 +388,7 @@ pub(crate) struct SshProxy {
 }
 
 impl SshProxy {
-    fn start(parent: &Path, agent: &Path, uid: u32, gid: u32, mode: u32) -> Result<SshProxy> {
+    fn start(parent: &Path, agent: Arc<Agent>, uid: u32, gid: u32, mode: u32) -> Result<SshProxy> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = parent.join(unique_id("ssh-"));
         std::fs::DirBuilder::new()
@@ -377,15 +406,9 @@ impl SshProxy {
             .map_err(|e| cleanup(Error::io("changing the owner of", &socket, e)))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(mode))
             .map_err(|e| cleanup(Error::io("changing the mode of", &socket, e)))?;
-        let agent: Arc<Path> = Arc::from(agent);
         let task = tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let agent = Arc::clone(&agent);
-                tokio::spawn(async move {
-                    if let Ok(mut upstream) = tokio::net::UnixStream::connect(&*agent).await {
-                        let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
-                    }
-                });
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(sshagent::serve(conn, Arc::clone(&agent)));
             }
         });
         Ok(SshProxy { dir, socket, task })
@@ -561,71 +584,187 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ssh_proxy_forwards_to_the_agent_and_cleans_up() {
+    async fn ssh_proxy_relays_read_only_requests_and_cleans_up() {
+        use crate::sshagent::{msg, read_message, write_message};
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let dir = tempfile::tempdir().expect("tempdir");
         let agent = dir.path().join("agent.sock");
         let listener = tokio::net::UnixListener::bind(&agent).expect("bind");
+        // The client's agent: answers every request with an empty identity list and records
+        // the request types it saw.
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = Arc::clone(&seen);
         tokio::spawn(async move {
             while let Ok((mut c, _)) = listener.accept().await {
-                let mut buf = [0u8; 4];
-                if c.read_exact(&mut buf).await.is_ok() && &buf == b"ping" {
-                    let _ = c.write_all(b"pong").await;
-                }
+                let seen = Arc::clone(&seen2);
+                tokio::spawn(async move {
+                    while let Ok(Some(m)) = read_message(&mut c).await {
+                        seen.lock().expect("lock").push(m.first().copied());
+                        let _ = write_message(&mut c, &[msg::IDENTITIES_ANSWER, 0, 0, 0, 0]).await;
+                    }
+                });
             }
         });
-        let proxy = SshProxy::start(dir.path(), &agent, 1000, 1001, 0o660).expect("proxy");
+        let proxy = SshProxy::start(
+            dir.path(),
+            Arc::new(Agent::Socket(agent.clone())),
+            1000,
+            1001,
+            0o660,
+        )
+        .expect("proxy");
         let meta = std::fs::metadata(&proxy.socket).expect("stat");
         assert_eq!(
             (meta.uid(), meta.gid(), meta.permissions().mode() & 0o777),
             (1000, 1001, 0o660)
         );
+        let mut got = Vec::new();
         for _ in 0..2 {
             let mut c = tokio::net::UnixStream::connect(&proxy.socket)
                 .await
                 .expect("connect");
-            c.write_all(b"ping").await.expect("write");
-            let mut buf = [0u8; 4];
-            c.read_exact(&mut buf).await.expect("read");
-            assert_eq!(&buf, b"pong");
+            for request in [
+                vec![msg::REQUEST_IDENTITIES],
+                vec![17, 0, 0, 0, 0],
+                vec![19],
+            ] {
+                write_message(&mut c, &request).await.expect("write");
+                got.push(
+                    read_message(&mut c)
+                        .await
+                        .expect("read")
+                        .unwrap_or_default(),
+                );
+            }
         }
+        let answer = vec![msg::IDENTITIES_ANSWER, 0, 0, 0, 0];
+        let failure = vec![msg::FAILURE];
+        assert_eq!(
+            got,
+            [
+                answer.clone(),
+                failure.clone(),
+                failure.clone(),
+                answer,
+                failure.clone(),
+                failure
+            ]
+        );
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            [Some(msg::REQUEST_IDENTITIES); 2],
+            "only read-only requests reach the client's agent"
+        );
         let proxy_dir = proxy.dir.clone();
         drop(proxy);
         assert!(!proxy_dir.exists(), "the proxy's directory is removed");
     }
 
     #[test]
-    fn ssh_agents_need_a_socket() {
+    fn ssh_agents_follow_buildkit() {
+        use crate::sshagent::tests::keygen;
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("agent.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
-        let key = dir.path().join("id_ed25519");
-        std::fs::write(&key, "key").expect("write");
+        let key = keygen(dir.path(), "id_ed25519", &["-t", "ed25519"]);
+        let key2 = keygen(dir.path(), "id_ecdsa", &["-t", "ecdsa"]);
+        let encrypted = keygen(dir.path(), "id_enc", &["-t", "ed25519", "-N", "passw0rd"]);
+        let missing = dir.path().join("missing");
         let spec = |id: &str, paths: &[&Path]| SshSpec {
             id: id.to_string(),
             paths: paths.iter().map(|p| p.to_path_buf()).collect(),
         };
-        let ok = SshAgents::new(&[spec("default", &[])], Some(&sock)).expect("agent");
-        assert_eq!(ok.ids().collect::<Vec<_>>(), ["default"]);
-        let ok = SshAgents::new(&[spec("gh", &[&sock])], None).expect("agent");
-        assert_eq!(ok.ids().collect::<Vec<_>>(), ["gh"]);
-        let err = |specs: &[SshSpec], auth: Option<&Path>| {
-            SshAgents::new(specs, auth)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        };
-        assert_eq!(
-            err(&[spec("default", &[])], None),
-            Err("invalid empty ssh agent socket: make sure SSH_AUTH_SOCK is set".to_string())
-        );
-        assert!(
-            err(&[spec("k", &[&key])], None).is_err_and(|e| e.contains("not supported")),
-            "key files"
-        );
-        assert_eq!(
-            err(&[spec("k", &[&sock, &sock])], None),
-            Err("only single socket allowed".to_string())
-        );
+        let empty = Path::new("");
+        // The specs, the client's SSH_AUTH_SOCK, and the agents (`Debug`) or the error.
+        type Case<'a> = (Vec<SshSpec>, Option<&'a Path>, Result<String, String>);
+        let cases: Vec<Case> = vec![
+            (
+                vec![spec("default", &[])],
+                Some(&sock),
+                Ok(format!("default=Socket({sock:?})")),
+            ),
+            (
+                vec![spec("default", &[empty])],
+                Some(&sock),
+                Ok(format!("default=Socket({sock:?})")),
+            ),
+            (
+                vec![spec("gh", &[&sock]), spec("", &[&key])],
+                None,
+                Ok(format!(
+                    "default=Keys([\"ssh-ed25519 id_ed25519\"]) gh=Socket({sock:?})"
+                )),
+            ),
+            (
+                vec![spec("k", &[&key, &key2])],
+                None,
+                Ok(
+                    "k=Keys([\"ssh-ed25519 id_ed25519\", \"ecdsa-sha2-nistp256 id_ecdsa\"])"
+                        .to_string(),
+                ),
+            ),
+            (
+                vec![spec("default", &[])],
+                None,
+                Err("invalid empty ssh agent socket: make sure SSH_AUTH_SOCK is set".to_string()),
+            ),
+            (
+                vec![spec("k", &[&sock, &sock])],
+                None,
+                Err("only single socket allowed".to_string()),
+            ),
+            (
+                vec![spec("k", &[&sock, &key])],
+                None,
+                Err("only single socket allowed".to_string()),
+            ),
+            (
+                vec![spec("k", &[&key, &sock])],
+                None,
+                Err("invalid combination of keys and sockets".to_string()),
+            ),
+            (
+                vec![spec("k", &[&key]), spec("k", &[&key2])],
+                None,
+                Err("duplicate agent ID \"k\"".to_string()),
+            ),
+            (
+                vec![spec("k", &[&missing])],
+                None,
+                Err(format!(
+                    "failed to stat {}: No such file or directory (os error 2)",
+                    missing.display()
+                )),
+            ),
+            (
+                vec![spec("k", &[&encrypted])],
+                None,
+                Err(format!(
+                    "failed to parse {}: this private key is passphrase protected",
+                    encrypted.display()
+                )),
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (specs, auth, want) in cases {
+            let got = SshAgents::new(&specs, auth)
+                .map(|a| {
+                    a.agents
+                        .iter()
+                        .map(|(id, agent)| format!("{id}={agent:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .map_err(|e| e.to_string());
+            let matches = match (&got, &want) {
+                (Ok(g), Ok(w)) => g == w,
+                (Err(g), Err(w)) => g.starts_with(w.as_str()),
+                _ => false,
+            };
+            if !matches {
+                failures.push(format!("{specs:?}: got {got:?}, want {want:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }

@@ -13,7 +13,9 @@
 //!   any cache entry holding it, directly or as an ancestor, and its usage count the number of
 //!   such entries. It is *shared* when several cache entries hold it;
 //! - a content blob (a pulled layer) that no snapshot or several snapshots were unpacked from;
-//! - a cache mount directory (`RUN --mount=type=cache`), mutable, of type `exec.cachemount`.
+//! - a cache mount directory (`RUN --mount=type=cache`), mutable, of type `exec.cachemount`:
+//!   one record per instance (a cache used `sharing=private` concurrently has several), in use
+//!   while a step holds it.
 //!
 //! The description of a snapshot record is the name of the vertex that produced it, recorded
 //! when the op ran in the redb table `kiln.worker.v1.records` (snapshot name → description); the
@@ -410,7 +412,8 @@ fn keep_bytes(total: u64, free: u64, o: &PruneOptions) -> u64 {
 enum Item {
     Snapshot(String),
     Blob(Digest),
-    CacheMount(PathBuf),
+    /// A cache mount instance, by directory name.
+    CacheMount(String),
 }
 
 #[derive(Debug, Clone)]
@@ -432,7 +435,8 @@ pub struct Storage {
     content: kiln_content::ContentStore,
     index: Arc<RedbKeyIndex<Ref>>,
     db: Arc<redb::Database>,
-    cache_mounts: PathBuf,
+    /// The cache mounts, whose instances in use are never removed.
+    cache_mounts: Arc<crate::cachemount::CacheMounts>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -460,7 +464,10 @@ impl Storage {
             Arc::clone(&db),
             Arc::clone(&snapshots),
         )?);
-        Storage::new(root, db, snapshots, content, index)
+        let cache_mounts = Arc::new(crate::cachemount::CacheMounts::open(
+            root.join("cache-mounts"),
+        )?);
+        Storage::new(root, db, snapshots, content, index, cache_mounts)
     }
 
     pub(crate) fn new(
@@ -469,6 +476,7 @@ impl Storage {
         snapshots: Arc<Snapshotter>,
         content: kiln_content::ContentStore,
         index: Arc<RedbKeyIndex<Ref>>,
+        cache_mounts: Arc<crate::cachemount::CacheMounts>,
     ) -> Result<Storage> {
         let s = Storage {
             root: root.to_path_buf(),
@@ -476,7 +484,7 @@ impl Storage {
             content,
             index,
             db,
-            cache_mounts: root.join("cache-mounts"),
+            cache_mounts,
         };
         let txn = s.db.begin_write().map_err(|e| s.db_err(e))?;
         txn.open_table(RECORDS).map_err(|e| s.db_err(e))?;
@@ -595,7 +603,9 @@ impl Storage {
                 if keep != 0 && total <= keep {
                     break;
                 }
-                self.remove(node)?;
+                if !self.remove(node)? {
+                    continue;
+                }
                 total = total.saturating_sub(node.record.size);
                 removed.push(node.record.clone());
                 progressed = true;
@@ -617,7 +627,8 @@ impl Storage {
         Ok(removed)
     }
 
-    fn remove(&self, node: &Node) -> Result<()> {
+    /// Removes what a record stands for; false when it turned out to be in use.
+    fn remove(&self, node: &Node) -> Result<bool> {
         match &node.item {
             Item::Snapshot(name) => {
                 // The cache entries first: an entry never points to a missing snapshot.
@@ -632,19 +643,14 @@ impl Storage {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Ok(())
+                Ok(true)
             }
             Item::Blob(d) => match self.content.delete(d) {
-                Ok(()) | Err(kiln_content::Error::NotFound { .. }) => Ok(()),
+                Ok(()) | Err(kiln_content::Error::NotFound { .. }) => Ok(true),
                 Err(e) => Err(e.into()),
             },
-            Item::CacheMount(dir) => {
-                // Renamed first, so that a crash leaves a `.tmp` directory that opening a
-                // worker removes, never a half-deleted cache mount.
-                let tmp = dir.with_extension("tmp");
-                std::fs::rename(dir, &tmp).map_err(|e| Error::io("removing", dir, e))?;
-                std::fs::remove_dir_all(&tmp).map_err(|e| Error::io("removing", &tmp, e))
-            }
+            // Through the cache mount manager, which keeps the instances a step holds.
+            Item::CacheMount(name) => self.cache_mounts.remove(name),
         }
     }
 
@@ -792,7 +798,7 @@ impl Storage {
                 blobs: Vec::new(),
             });
         }
-        if let Ok(dirs) = std::fs::read_dir(&self.cache_mounts) {
+        if let Ok(dirs) = std::fs::read_dir(self.cache_mounts.dir()) {
             for entry in dirs.flatten() {
                 let path = entry.path();
                 if path.extension().is_some_and(|e| e == "tmp") || !path.is_dir() {
@@ -810,12 +816,12 @@ impl Storage {
                         usage_count: 0,
                         size: dir_usage(&path),
                         shared: false,
-                        in_use: false,
+                        in_use: self.cache_mounts.in_use(&name),
                         mutable: true,
                         description: format!("cache mount {name}"),
                         record_type: RecordType::CacheMount,
                     },
-                    item: Item::CacheMount(path),
+                    item: Item::CacheMount(name),
                     leaf: true,
                     entries: Vec::new(),
                     blobs: Vec::new(),

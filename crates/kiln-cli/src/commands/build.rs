@@ -14,7 +14,6 @@ use kiln_progressui::{Printer, PrinterOptions, ProgressMode, SystemClock};
 use kiln_worker::{LocalDir, Worker, WorkerOptions};
 
 use crate::cli::BuildArgs;
-use crate::commands::debug::{display_name, read_input};
 use crate::exit::{Rendered, UsageError};
 use crate::outputs::{Output, parse_output};
 use crate::source_context;
@@ -68,38 +67,21 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         .into());
     }
 
-    // The context and the Dockerfile.
-    let stdin_context = args.context.as_os_str() == "-";
-    let empty_context = tempfile::tempdir().context("creating an empty context")?;
-    // A git URL context is fetched first (BuildKit fetches it as the context source).
-    let remote_context = crate::remote_context::fetch(
+    // The context and the Dockerfile: a local directory, stdin (a Dockerfile or a context
+    // archive), a git repository or an HTTP(S) URL (a context archive or a Dockerfile).
+    let prepared = crate::remote_context::prepare(
         &args.context,
+        args.definition.file.as_deref(),
         &args.root.clone().unwrap_or_else(default_root),
+        &crate::build_flags::secrets(args)?,
     )?;
-    let context_dir: PathBuf = if stdin_context {
-        empty_context.path().to_path_buf()
-    } else if let Some(dir) = &remote_context {
-        dir.path().to_path_buf()
-    } else {
-        args.context.clone()
-    };
-    if !stdin_context && !context_dir.is_dir() {
-        anyhow::bail!(
-            "unable to prepare context: path {:?} not found",
-            args.context.display().to_string()
-        );
-    }
-    let dockerfile_path: PathBuf = match (&args.definition.file, stdin_context) {
-        (Some(f), _) => f.clone(),
-        (None, true) => PathBuf::from("-"),
-        (None, false) => context_dir.join("Dockerfile"),
-    };
-    let source = read_input(&dockerfile_path)?;
-    let name = display_name(&dockerfile_path);
+    let context_dir = prepared.dir.clone();
+    let source = prepared.source.clone();
+    let name = prepared.name.clone();
     let mut opts = crate::inputs::convert_options(
         &crate::inputs::BuildInputs {
-            context: &context_dir,
-            dockerfile: &dockerfile_path,
+            context: &prepared.ignore_dir,
+            dockerfile: &prepared.ignore_dockerfile,
             name: &name,
             target: args.definition.target.as_deref(),
             build_args: &args.definition.build_args,
@@ -112,7 +94,9 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         },
         &session_id(),
     )?;
-    let session = Arc::new(crate::build_flags::apply(args, &mut opts)?);
+    let mut session = crate::build_flags::apply(args, &mut opts)?;
+    session.oci_layouts = crate::oci_layout::stores(&args.definition.build_contexts);
+    let session = Arc::new(session);
     let mut locals = BTreeMap::new();
     locals.insert(
         "context".to_string(),
@@ -344,6 +328,10 @@ async fn run(
         registry,
         sink: Arc::clone(&sink),
         resolved: Arc::default(),
+        layouts: crate::oci_layout::LayoutResolver::new(
+            session.oci_layouts.clone(),
+            Arc::clone(&sink),
+        ),
     };
     let converted = kiln_frontend_dockerfile::convert(source, opts, &resolver)
         .await
@@ -446,9 +434,21 @@ struct RegistryResolver {
             BTreeMap<(String, String), Arc<tokio::sync::OnceCell<Result<ResolvedImage, String>>>>,
         >,
     >,
+    /// The images of `oci-layout://` named contexts, read from the layouts the build borrows.
+    layouts: crate::oci_layout::LayoutResolver,
 }
 
 impl ImageResolver for RegistryResolver {
+    fn resolve_oci_layout(
+        &self,
+        name: &str,
+        store: &str,
+        reference: &str,
+        platform: &kiln_oci::Platform,
+    ) -> impl Future<Output = Result<ResolvedImage, ResolveError>> + Send {
+        self.layouts.resolve(name, store, reference, platform)
+    }
+
     fn resolve(
         &self,
         reference: &str,
