@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use kiln_oci::{Digest, Image, Matcher, Platform, Reference};
+use kiln_oci::{Digest, Image, Platform, Reference};
 use oci_client::client::{
     Certificate, CertificateEncoding, ClientConfig, ClientProtocol, LayerDescriptor,
 };
@@ -21,6 +21,7 @@ use crate::manifest::{
     ACCEPTED_MANIFEST_TYPES, DOCKER_CONFIG, Descriptor, Document, DocumentError, Manifest,
     OCI_CONFIG, parse_document,
 };
+use crate::select::{ManifestSource, select_manifest};
 use crate::verify::Verifier;
 use crate::{BoxFuture, Registry, Resolved};
 
@@ -31,9 +32,6 @@ pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
 /// manifest whole before kiln sees it, so a larger one is rejected after it arrived (but is
 /// never parsed); an index entry that states a larger size is not fetched at all.
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
-
-/// How deep indexes may nest (an index listing an index ...).
-const MAX_INDEX_DEPTH: usize = 4;
 
 /// How long connecting to a registry may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -291,108 +289,21 @@ impl RegistryClient {
     async fn resolve_inner(&self, reference: &Reference, platform: &Platform) -> Result<Resolved> {
         let reference = reference.clone().with_default_tag();
         let client = self.client_for(&reference).await?;
-        let (mut bytes, top_digest, mut document) =
-            self.fetch_document(client, &reference, None).await?;
-        let mut manifest_digest = top_digest.clone();
-        let matcher = Matcher::only(platform);
-        let mut depth = 0;
-        let mut checked_config = None;
-        let manifest = loop {
-            let index = match document {
-                Document::Manifest(manifest) => break *manifest,
-                Document::Index(index) => index,
-            };
-            depth += 1;
-            let shown = reference
-                .clone()
-                .without_tag_or_digest()
-                .with_digest(manifest_digest.clone())
-                .to_string();
-            if depth > MAX_INDEX_DEPTH {
-                return Err(RegistryError::InvalidManifest {
-                    reference: shown,
-                    message: format!("indexes nest more than {MAX_INDEX_DEPTH} levels deep"),
-                });
-            }
-            let candidates: Vec<&Descriptor> = index
-                .manifests
-                .iter()
-                .filter(|d| ACCEPTED_MANIFEST_TYPES.contains(&d.media_type.as_str()))
-                .collect();
-            // The best entry whose platform matches; failing that, the entries without a
-            // platform, in order, each taken only if its config states a matching platform
-            // (as containerd does).
-            let with_platform: Vec<&Descriptor> = candidates
-                .iter()
-                .copied()
-                .filter(|d| d.platform.is_some())
-                .collect();
-            let best = matcher
-                .select(with_platform.iter().map(|d| d.platform.as_ref()))
-                .and_then(|i| with_platform.get(i).copied());
-            let tries: Vec<&Descriptor> = match best {
-                Some(best) => vec![best],
-                None => candidates
-                    .iter()
-                    .copied()
-                    .filter(|d| d.platform.is_none())
-                    .collect(),
-            };
-            let mut found = None;
-            for chosen in tries {
-                let child = reference
-                    .clone()
-                    .without_tag_or_digest()
-                    .with_digest(chosen.digest.clone());
-                let fetched = self.fetch_document(client, &child, Some(chosen)).await?;
-                if chosen.platform.is_none()
-                    && let Document::Manifest(manifest) = &fetched.2
-                {
-                    let (config_bytes, config) = self.fetch_config(&child, manifest).await?;
-                    if !matcher.matches(&config.platform()) {
-                        continue;
-                    }
-                    checked_config = Some((config_bytes, config));
-                }
-                found = Some(fetched);
-                break;
-            }
-            let Some((child_bytes, child_digest, child_document)) = found else {
-                let mut available: Vec<String> = index
-                    .manifests
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                    .collect();
-                available.dedup();
-                return Err(RegistryError::NoMatchingPlatform {
-                    reference: shown,
-                    platform: platform.to_string(),
-                    available: if available.is_empty() {
-                        "no platforms".to_owned()
-                    } else {
-                        available.join(", ")
-                    },
-                });
-            };
-            bytes = child_bytes;
-            manifest_digest = child_digest;
-            document = child_document;
+        let (bytes, top_digest, document) = self.fetch_document(client, &reference, None).await?;
+        let source = RepositorySource {
+            registry: self,
+            client,
+            repository: reference.clone().without_tag_or_digest(),
         };
-        let pinned = reference.clone().with_digest(top_digest);
-        let by_manifest = reference
-            .without_tag_or_digest()
-            .with_digest(manifest_digest.clone());
-        let (config_bytes, config) = match checked_config {
-            Some(checked) => checked,
-            None => self.fetch_config(&by_manifest, &manifest).await?,
-        };
+        let selected =
+            select_manifest(&source, top_digest.clone(), bytes, document, platform).await?;
         Ok(Resolved {
-            reference: pinned,
-            manifest_digest,
-            manifest,
-            manifest_bytes: bytes,
-            config_bytes,
-            config,
+            reference: reference.with_digest(top_digest),
+            manifest_digest: selected.digest,
+            manifest: selected.manifest,
+            manifest_bytes: selected.bytes,
+            config_bytes: selected.config_bytes,
+            config: selected.config,
         })
     }
 
@@ -519,6 +430,45 @@ impl RegistryClient {
             digest: digest.clone(),
             source,
         })
+    }
+}
+
+/// The documents of one repository, for [`select_manifest`].
+struct RepositorySource<'a> {
+    registry: &'a RegistryClient,
+    client: &'a oci_client::Client,
+    /// The repository, without tag or digest.
+    repository: Reference,
+}
+
+impl ManifestSource for RepositorySource<'_> {
+    fn child<'a>(&'a self, entry: &'a Descriptor) -> BoxFuture<'a, Result<(Vec<u8>, Document)>> {
+        Box::pin(async move {
+            let child = self.repository.clone().with_digest(entry.digest.clone());
+            let (bytes, _, document) = self
+                .registry
+                .fetch_document(self.client, &child, Some(entry))
+                .await?;
+            Ok((bytes, document))
+        })
+    }
+
+    fn config<'a>(
+        &'a self,
+        manifest: &'a Manifest,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<(Vec<u8>, Image)>> {
+        Box::pin(async move {
+            let by_manifest = self.repository.clone().with_digest(digest.clone());
+            self.registry.fetch_config(&by_manifest, manifest).await
+        })
+    }
+
+    fn shown(&self, digest: &Digest) -> String {
+        self.repository
+            .clone()
+            .with_digest(digest.clone())
+            .to_string()
     }
 }
 

@@ -36,7 +36,9 @@ mod client;
 mod credentials;
 mod error;
 mod manifest;
+mod select;
 mod verify;
+pub use verify::Verifier;
 
 use std::future::Future;
 use std::io::Write;
@@ -51,8 +53,9 @@ pub use client::{
 pub use error::{RegistryError, Result};
 pub use manifest::{
     ACCEPTED_MANIFEST_TYPES, DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor,
-    Index, Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+    Document, DocumentError, Index, Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, parse_document,
 };
+pub use select::{MAX_INDEX_DEPTH, ManifestSource, Selected, select_manifest};
 
 /// A boxed future that can cross threads: what the [`Registry`] methods return, so that the
 /// trait can be used as `dyn Registry`.

@@ -127,7 +127,7 @@ pub struct Index {
 
 /// A manifest document as fetched: an image manifest or an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Document {
+pub enum Document {
     /// A single-platform image manifest.
     Manifest(Box<Manifest>),
     /// An index or manifest list.
@@ -136,7 +136,7 @@ pub(crate) enum Document {
 
 /// Why a manifest document could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum DocumentError {
+pub enum DocumentError {
     /// A media type that is not an image manifest or index (schema 1, an artifact, ...).
     UnsupportedMediaType(String),
     /// Not valid JSON of the expected shape.
@@ -159,7 +159,7 @@ struct Probe {
 
 /// Reads a manifest document. The `mediaType` field decides what it is; a document without
 /// one is an index when it has `manifests` and a manifest when it has `config`.
-pub(crate) fn parse_document(bytes: &[u8]) -> Result<Document, DocumentError> {
+pub fn parse_document(bytes: &[u8]) -> Result<Document, DocumentError> {
     let probe: Probe =
         serde_json::from_slice(bytes).map_err(|e| DocumentError::Invalid(e.to_string()))?;
     let media_type = probe.media_type.unwrap_or_default();

@@ -4,7 +4,7 @@ use kiln_oci::Digest;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 /// Hashes content as it streams by, with the algorithm of the digest it must have.
-pub(crate) struct Verifier {
+pub struct Verifier {
     algorithm: String,
     expected: String,
     hasher: Hasher,
@@ -19,7 +19,7 @@ enum Hasher {
 impl Verifier {
     /// A verifier for content that must have `expected` as its digest. [`Digest`] accepts
     /// only sha256, sha384 and sha512, so the algorithm is always one of those.
-    pub(crate) fn new(expected: &Digest) -> Verifier {
+    pub fn new(expected: &Digest) -> Verifier {
         let hasher = match expected.algorithm() {
             "sha384" => Hasher::Sha384(Sha384::new()),
             "sha512" => Hasher::Sha512(Sha512::new()),
@@ -33,14 +33,14 @@ impl Verifier {
     }
 
     /// The digest of `bytes` with `like`'s algorithm, as text.
-    pub(crate) fn digest_of(like: &Digest, bytes: &[u8]) -> String {
+    pub fn digest_of(like: &Digest, bytes: &[u8]) -> String {
         let mut verifier = Verifier::new(like);
         verifier.update(bytes);
         verifier.finish()
     }
 
     /// Adds the next bytes.
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
+    pub fn update(&mut self, bytes: &[u8]) {
         match &mut self.hasher {
             Hasher::Sha256(h) => h.update(bytes),
             Hasher::Sha384(h) => h.update(bytes),
@@ -49,12 +49,12 @@ impl Verifier {
     }
 
     /// Whether the bytes so far have the expected digest.
-    pub(crate) fn matches(&self) -> bool {
+    pub fn matches(&self) -> bool {
         self.current() == self.expected
     }
 
     /// The digest of the bytes so far, as text (`sha256:...`).
-    pub(crate) fn finish(&self) -> String {
+    pub fn finish(&self) -> String {
         self.current()
     }
 

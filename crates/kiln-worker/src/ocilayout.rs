@@ -20,22 +20,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kiln_oci::{Digest, Image, Matcher, Platform, Reference};
+use kiln_oci::{Digest, Image, Platform, Reference};
 use kiln_registry::{
-    BoxFuture, DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, Index,
-    MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Registry,
-    RegistryError, Resolved,
+    BoxFuture, DOCKER_CONFIG, Descriptor, Document, DocumentError, MAX_CONFIG_SIZE,
+    MAX_MANIFEST_SIZE, Manifest, ManifestSource, OCI_CONFIG, Registry, RegistryError, Resolved,
+    Verifier, parse_document, select_manifest,
 };
-use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
 
 use crate::Parts;
 use crate::error::{Error, Result};
 use crate::ops::ImageSource;
 use crate::session::Session;
-
-/// How deep indexes may nest inside one another, as the registry client allows.
-const MAX_INDEX_DEPTH: usize = 4;
 
 /// The size of the chunks a layer is read in.
 const CHUNK: usize = 1 << 20;
@@ -120,7 +116,7 @@ impl OciLayoutStore {
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| self.io_error(digest, &e))?;
-        let mut hasher = Hasher::new(digest);
+        let mut hasher = Verifier::new(digest);
         hasher.update(&bytes);
         let actual = hasher.finish();
         if actual != digest.as_str() {
@@ -155,11 +151,16 @@ impl OciLayoutStore {
                 actual: bytes.len() as u64,
             });
         }
-        let document =
-            parse_document(&bytes).map_err(|message| RegistryError::InvalidManifest {
-                reference: format!("{digest} in {}", self.name()),
-                message,
-            })?;
+        let reference = format!("{digest} in {}", self.name());
+        let document = parse_document(&bytes).map_err(|e| match e {
+            DocumentError::UnsupportedMediaType(media_type) => RegistryError::UnsupportedManifest {
+                reference,
+                media_type,
+            },
+            DocumentError::Invalid(message) => {
+                RegistryError::InvalidManifest { reference, message }
+            }
+        })?;
         Ok((bytes, document))
     }
 
@@ -196,94 +197,15 @@ impl OciLayoutStore {
                 ),
             });
         };
-        let (mut bytes, mut document) = self.read_document(top, None).await?;
-        let mut digest = top.clone();
-        let matcher = Matcher::only(platform);
-        let mut checked_config = None;
-        let mut depth = 0;
-        let manifest = loop {
-            let index = match document {
-                Document::Manifest(m) => break *m,
-                Document::Index(index) => index,
-            };
-            depth += 1;
-            if depth > MAX_INDEX_DEPTH {
-                return Err(RegistryError::InvalidManifest {
-                    reference: format!("{digest} in {}", self.name()),
-                    message: format!("indexes nest more than {MAX_INDEX_DEPTH} levels deep"),
-                });
-            }
-            let candidates: Vec<&Descriptor> = index
-                .manifests
-                .iter()
-                .filter(|d| is_document_type(&d.media_type))
-                .collect();
-            // The best entry whose platform matches; failing that, the entries without a
-            // platform, in order, each taken only if its config states a matching platform
-            // (as containerd, and the registry client, do).
-            let with_platform: Vec<&Descriptor> = candidates
-                .iter()
-                .copied()
-                .filter(|d| d.platform.is_some())
-                .collect();
-            let best = matcher
-                .select(with_platform.iter().map(|d| d.platform.as_ref()))
-                .and_then(|i| with_platform.get(i).copied());
-            let tries: Vec<&Descriptor> = match best {
-                Some(best) => vec![best],
-                None => candidates
-                    .iter()
-                    .copied()
-                    .filter(|d| d.platform.is_none())
-                    .collect(),
-            };
-            let mut found = None;
-            for chosen in tries {
-                let (child_bytes, child) = self.read_document(&chosen.digest, Some(chosen)).await?;
-                if chosen.platform.is_none()
-                    && let Document::Manifest(m) = &child
-                {
-                    let (config_bytes, config) = self.read_config(m).await?;
-                    if !matcher.matches(&config.platform()) {
-                        continue;
-                    }
-                    checked_config = Some((config_bytes, config));
-                }
-                found = Some((chosen.digest.clone(), child_bytes, child));
-                break;
-            }
-            let Some((child_digest, child_bytes, child)) = found else {
-                let mut available: Vec<String> = index
-                    .manifests
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
-                    .collect();
-                available.dedup();
-                return Err(RegistryError::NoMatchingPlatform {
-                    reference: format!("{digest} in {}", self.name()),
-                    platform: platform.to_string(),
-                    available: if available.is_empty() {
-                        "no platforms".to_string()
-                    } else {
-                        available.join(", ")
-                    },
-                });
-            };
-            digest = child_digest;
-            bytes = child_bytes;
-            document = child;
-        };
-        let (config_bytes, config) = match checked_config {
-            Some(c) => c,
-            None => self.read_config(&manifest).await?,
-        };
+        let (bytes, document) = self.read_document(top, None).await?;
+        let selected = select_manifest(self, top.clone(), bytes, document, platform).await?;
         Ok(Resolved {
             reference: reference.clone(),
-            manifest_digest: digest,
-            manifest,
-            manifest_bytes: bytes,
-            config_bytes,
-            config,
+            manifest_digest: selected.digest,
+            manifest: selected.manifest,
+            manifest_bytes: selected.bytes,
+            config_bytes: selected.config_bytes,
+            config: selected.config,
         })
     }
 
@@ -297,7 +219,7 @@ impl OciLayoutStore {
         let mut file = tokio::fs::File::open(self.blob_path(digest))
             .await
             .map_err(|e| self.io_error(digest, &e))?;
-        let mut hasher = Hasher::new(digest);
+        let mut hasher = Verifier::new(digest);
         let mut buf = vec![0u8; CHUNK];
         let mut total: u64 = 0;
         loop {
@@ -337,6 +259,27 @@ impl OciLayoutStore {
             return Err(self.mismatch(digest, actual));
         }
         Ok(())
+    }
+}
+
+impl ManifestSource for OciLayoutStore {
+    fn child<'a>(
+        &'a self,
+        entry: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<(Vec<u8>, Document), RegistryError>> {
+        Box::pin(self.read_document(&entry.digest, Some(entry)))
+    }
+
+    fn config<'a>(
+        &'a self,
+        manifest: &'a Manifest,
+        _digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<(Vec<u8>, Image), RegistryError>> {
+        Box::pin(self.read_config(manifest))
+    }
+
+    fn shown(&self, digest: &Digest) -> String {
+        format!("{digest} in {}", self.name())
     }
 }
 
@@ -400,104 +343,6 @@ pub(crate) fn image_source(
         platform,
         registry: Arc::new(OciLayoutStore::new(dir.clone())),
     })
-}
-
-/// A manifest document read from a layout.
-enum Document {
-    Manifest(Box<Manifest>),
-    Index(Index),
-}
-
-/// Whether a descriptor's media type is a manifest or an index kiln can follow.
-fn is_document_type(media_type: &str) -> bool {
-    [
-        OCI_INDEX,
-        DOCKER_MANIFEST_LIST,
-        OCI_MANIFEST,
-        DOCKER_MANIFEST,
-    ]
-    .contains(&media_type)
-}
-
-/// The fields that tell what a document is.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Probe {
-    #[serde(default)]
-    schema_version: Option<i64>,
-    #[serde(default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    config: Option<serde::de::IgnoredAny>,
-}
-
-/// Reads an image manifest or an index: its `mediaType` decides, or without one, whether it
-/// has `manifests` or a `config`.
-fn parse_document(bytes: &[u8]) -> std::result::Result<Document, String> {
-    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if probe.schema_version != Some(2) {
-        return Err(format!(
-            "unsupported schema version {}",
-            probe
-                .schema_version
-                .map_or_else(|| "none".to_string(), |v| v.to_string())
-        ));
-    }
-    let media_type = probe.media_type.unwrap_or_default();
-    let is_index = match media_type.as_str() {
-        OCI_INDEX | DOCKER_MANIFEST_LIST => true,
-        OCI_MANIFEST | DOCKER_MANIFEST => false,
-        "" if probe.manifests.is_some() => true,
-        "" if probe.config.is_some() => false,
-        "" => return Err("no media type, config or manifests".to_string()),
-        other => return Err(format!("unsupported media type {other}")),
-    };
-    if is_index {
-        serde_json::from_slice(bytes)
-            .map(Document::Index)
-            .map_err(|e| e.to_string())
-    } else {
-        serde_json::from_slice(bytes)
-            .map(|m| Document::Manifest(Box::new(m)))
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// Hashes content with the algorithm of the digest it must have (sha256, sha384 or sha512, the
-/// ones [`Digest`] accepts).
-enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    fn new(like: &Digest) -> Hasher {
-        match like.algorithm() {
-            "sha384" => Hasher::Sha384(sha2::Sha384::new()),
-            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
-            _ => Hasher::Sha256(sha2::Sha256::new()),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha384(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
-        }
-    }
-
-    /// The digest of what was hashed, as text (`sha256:…`).
-    fn finish(self) -> String {
-        match self {
-            Hasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
-            Hasher::Sha384(h) => format!("sha384:{}", hex::encode(h.finalize())),
-            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -855,60 +700,6 @@ mod tests {
             .filter_map(|(name, damage, expected)| {
                 check_fetch(damage, expected).map(|e| format!("{name}: {e}"))
             })
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
-    }
-
-    fn check_document(json: &str, expected: &str) -> Option<String> {
-        let got = match parse_document(json.as_bytes()) {
-            Ok(Document::Index(i)) => format!("index {}", i.manifests.len()),
-            Ok(Document::Manifest(m)) => format!("manifest {}", m.layers.len()),
-            Err(e) => format!("error {e}"),
-        };
-        (got != expected).then(|| format!("{json}: got {got}, want {expected}"))
-    }
-
-    #[test]
-    fn documents() {
-        let d = Digest::of_bytes(b"");
-        let desc = format!(r#"{{"mediaType":"x","digest":"{d}","size":0}}"#);
-        let cases = [
-            (
-                format!(
-                    r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{desc},"layers":[{desc}]}}"#
-                ),
-                "manifest 1",
-            ),
-            (
-                format!(r#"{{"schemaVersion":2,"config":{desc},"layers":[]}}"#),
-                "manifest 0",
-            ),
-            (
-                format!(
-                    r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST_LIST}","manifests":[{desc},{desc}]}}"#
-                ),
-                "index 2",
-            ),
-            (
-                r#"{"schemaVersion":2,"manifests":[]}"#.to_string(),
-                "index 0",
-            ),
-            (
-                r#"{"schemaVersion":1,"name":"x"}"#.to_string(),
-                "error unsupported schema version 1",
-            ),
-            (
-                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.artifact"}"#.to_string(),
-                "error unsupported media type application/vnd.oci.artifact",
-            ),
-            (
-                r#"{"schemaVersion":2}"#.to_string(),
-                "error no media type, config or manifests",
-            ),
-        ];
-        let failures: Vec<String> = cases
-            .iter()
-            .filter_map(|(json, expected)| check_document(json, expected))
             .collect();
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
