@@ -9,6 +9,7 @@
 //!   layer store, its closest equivalent of "no output"). Cold means the tag and every dangling
 //!   image removed, then `docker builder prune -af`, which drops the whole build cache,
 //!   including the base image BuildKit pulled and the context it transferred.
+//! - Both: the file system is synced before each timed build (see [`settle`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -53,19 +54,25 @@ fn check(what: &str, out: &Output) -> Result<()> {
 }
 
 impl Builders {
-    /// The state directory kiln uses for `workload`.
-    pub fn kiln_state(&self, workload: &Workload) -> PathBuf {
-        self.scratch.join(format!("state-{}", workload.name))
+    /// The state directory kiln uses for round `run` of `workload`.
+    ///
+    /// Each round gets a new, empty one, and the old ones are removed only when the workload
+    /// is done ([`Builders::clean_up`]): ext4 skips inodes freed in the last half minute
+    /// when it allocates new ones (`recently_deleted`), so removing 60,000 files just before
+    /// a cold build made that build's file creation crawl (a-context took 15 to 26 s instead
+    /// of 3), a cost of the benchmark's own clean-up that no user pays.
+    pub fn kiln_state(&self, workload: &Workload, run: usize) -> PathBuf {
+        self.scratch.join(format!("state-{}-{run}", workload.name))
     }
 
-    /// Makes kiln cold for `workload`: removes its state directory.
-    pub fn kiln_cold(&self, workload: &Workload) -> Result<()> {
-        let state = self.kiln_state(workload);
-        remove_dir(&state)
+    /// Makes kiln cold for round `run` of `workload`: its state directory must not exist yet
+    /// (one left by an interrupted earlier benchmark is removed).
+    pub fn kiln_cold(&self, workload: &Workload, run: usize) -> Result<()> {
+        remove_dir(&self.kiln_state(workload, run))
     }
 
-    /// One `kiln build` of `workload`, timed, with its peak memory.
-    pub fn kiln_build(&self, workload: &Workload) -> Result<Timed> {
+    /// One `kiln build` of `workload` in round `run`, timed, with its peak memory.
+    pub fn kiln_build(&self, workload: &Workload, run: usize) -> Result<Timed> {
         let rss_file = self.scratch.join("kiln-rss.txt");
         let mut command = Command::new(&self.time);
         command
@@ -74,7 +81,7 @@ impl Builders {
             .arg(&self.kiln)
             .arg("build")
             .arg("--root")
-            .arg(self.kiln_state(workload))
+            .arg(self.kiln_state(workload, run))
             .args(["--progress", "quiet", "-f"])
             .arg(&workload.dockerfile)
             .arg("--build-arg")
@@ -157,19 +164,39 @@ impl Builders {
 
     /// Removes what the benchmark left: kiln's state directories and the engine's images and
     /// build cache.
-    pub fn clean_up(&self, workload: &Workload) -> Result<()> {
-        self.kiln_cold(workload)?;
+    pub fn clean_up(&self, workload: &Workload, runs: usize) -> Result<()> {
+        for run in 1..=runs {
+            self.kiln_cold(workload, run)?;
+        }
         self.docker_cold(workload)
     }
 }
 
 fn timed(command: &mut Command) -> Result<(f64, Output)> {
     command.stdin(Stdio::null());
+    settle()?;
     let start = Instant::now();
     let out = command
         .output()
         .with_context(|| format!("run {command:?}"))?;
     Ok((start.elapsed().as_secs_f64(), out))
+}
+
+/// Writes back everything the previous builds left unwritten, before a timed build starts.
+///
+/// Both builders unmount overlay mounts during a build, and the kernel flushes the whole file
+/// system on each such unmount (`syncfs`): without this, a build pays for the hundreds of
+/// megabytes the *other* builder wrote just before it (a-context doubled or halved either
+/// builder's time depending on the order). Each build is timed from a clean start instead;
+/// its own writes are still in its figure.
+fn settle() -> Result<()> {
+    let status = Command::new("sync")
+        .status()
+        .context("run sync before a timed build")?;
+    if !status.success() {
+        bail!("sync failed ({status})");
+    }
+    Ok(())
 }
 
 fn remove_dir(path: &Path) -> Result<()> {

@@ -109,7 +109,7 @@ fn run(args: Args) -> Result<()> {
         ));
         let result = bench(&builders, &workload, args.runs, &mut samples);
         // Leave the engine and the disk as they were, even after a failure.
-        let cleaned = builders.clean_up(&workload);
+        let cleaned = builders.clean_up(&workload, args.runs);
         result?;
         cleaned?;
         generated.push(report::WorkloadInfo {
@@ -163,7 +163,7 @@ fn bench(
 ) -> Result<()> {
     for run in 1..=runs {
         workload.restore()?;
-        builders.kiln_cold(workload)?;
+        builders.kiln_cold(workload, run)?;
         builders.docker_cold(workload)?;
         for scenario in Scenario::ALL {
             if scenario == Scenario::OneFile {
@@ -171,7 +171,7 @@ fn bench(
             }
             for builder in [Builder::Kiln, Builder::BuildKit] {
                 let timed = match builder {
-                    Builder::Kiln => builders.kiln_build(workload)?,
+                    Builder::Kiln => builders.kiln_build(workload, run)?,
                     Builder::BuildKit => builders.docker_build(workload)?,
                 };
                 note(&format!(
