@@ -9,7 +9,7 @@ set -euo pipefail
 # the Docker engine (docker.io: dockerd with its BuildKit, containerd, Debian's docker CLI) that
 # the parity tests compare kiln's results with.
 APT_PACKAGES=(gcc pkg-config ca-certificates runc crun docker-registry busybox-static skopeo umoci
-  xz-utils bzip2 zstd git openssh-client docker.io)
+  xz-utils bzip2 zstd git openssh-client openssh-server docker.io)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -56,11 +56,14 @@ fn check(what: &str, out: &Output) -> Result<()> {
 impl Builders {
     /// The state directory kiln uses for round `run` of `workload`.
     ///
-    /// Each round gets a new, empty one, and the old ones are removed only when the workload
-    /// is done ([`Builders::clean_up`]): ext4 skips inodes freed in the last half minute
-    /// when it allocates new ones (`recently_deleted`), so removing 60,000 files just before
-    /// a cold build made that build's file creation crawl (a-context took 15 to 26 s instead
-    /// of 3), a cost of the benchmark's own clean-up that no user pays.
+    /// Each round gets a new, empty one, and all are removed only when every workload is done
+    /// ([`Builders::remove_kiln_states`]). ext4 without a journal (the root file system of
+    /// the machine this was measured on) skips inodes freed in the last 60 seconds, 360 while
+    /// their inode table block is unwritten, when it allocates new ones
+    /// (`recently_deleted`): removing 60,000 files just before a cold build made the build's
+    /// file creation crawl (a-context took 10 to 26 s instead of 3), a cost of the
+    /// benchmark's own clean-up that no user pays. For the same reason, a second benchmark
+    /// started within six minutes of the end of the first measures kiln slower.
     pub fn kiln_state(&self, workload: &Workload, run: usize) -> PathBuf {
         self.scratch.join(format!("state-{}-{run}", workload.name))
     }
@@ -162,13 +165,12 @@ impl Builders {
         })
     }
 
-    /// Removes what the benchmark left: kiln's state directories and the engine's images and
-    /// build cache.
-    pub fn clean_up(&self, workload: &Workload, runs: usize) -> Result<()> {
+    /// Removes kiln's state directories of every round of `workload`.
+    pub fn remove_kiln_states(&self, workload: &Workload, runs: usize) -> Result<()> {
         for run in 1..=runs {
             self.kiln_cold(workload, run)?;
         }
-        self.docker_cold(workload)
+        Ok(())
     }
 }
 

@@ -95,6 +95,8 @@ fn run(args: Args) -> Result<()> {
 
     let mut samples = Vec::new();
     let mut generated = Vec::new();
+    let mut outcome = Ok(());
+    let mut benched = Vec::new();
     for name in names {
         note(&format!("generating workload {name}"));
         let workload = workload::generate(name, &args.work.join("workloads"))?;
@@ -108,17 +110,26 @@ fn run(args: Args) -> Result<()> {
                 .unwrap_or(&workload.fingerprint)
         ));
         let result = bench(&builders, &workload, args.runs, &mut samples);
-        // Leave the engine and the disk as they were, even after a failure.
-        let cleaned = builders.clean_up(&workload, args.runs);
-        result?;
-        cleaned?;
+        // Leave the engine as it was, even after a failure.
+        let cleaned = builders.docker_cold(&workload);
         generated.push(report::WorkloadInfo {
             name: workload.name,
             files: workload.files,
             bytes: workload.bytes,
             fingerprint: workload.fingerprint.clone(),
         });
+        benched.push(workload);
+        if let Err(e) = result.and(cleaned) {
+            outcome = Err(e);
+            break;
+        }
     }
+    // kiln's state directories go only now, after every measurement (see
+    // `Builders::kiln_state`), and even after a failure.
+    for workload in &benched {
+        builders.remove_kiln_states(workload, args.runs)?;
+    }
+    outcome?;
 
     let mut stdout = std::io::stdout().lock();
     report::table(&mut stdout, &samples, args.runs).context("write the report")?;

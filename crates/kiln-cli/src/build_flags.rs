@@ -32,14 +32,32 @@ pub fn apply(
             .extend(parse_add_host(h).map_err(anyhow::Error::msg)?);
     }
     let entitlements = parse_allow(&args.allow).map_err(anyhow::Error::msg)?;
+    Ok(Session {
+        entitlements,
+        ..context_session(args)?
+    })
+}
+
+/// What fetching the context with `args` needs: the secrets of `--secret` (`GIT_AUTH_TOKEN`
+/// for a git repository over HTTP(S)) and the agents of `--ssh`. As buildx does, a build
+/// without `--ssh` whose context is a git repository over SSH forwards the agent of
+/// `SSH_AUTH_SOCK` as `default`.
+pub fn context_session(args: &crate::cli::BuildArgs) -> anyhow::Result<Session> {
     let secrets = secrets(args)?;
-    let ssh_specs: Vec<SshSpec> = args.ssh.iter().map(|s| parse_ssh(s)).collect();
+    let mut ssh_specs: Vec<SshSpec> = args.ssh.iter().map(|s| parse_ssh(s)).collect();
+    if ssh_specs.is_empty()
+        && args
+            .context
+            .to_str()
+            .is_some_and(crate::remote_context::is_git_ssh)
+    {
+        ssh_specs.push(parse_ssh("default"));
+    }
     let auth_sock = std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from);
     let ssh = SshAgents::new(&ssh_specs, auth_sock.as_deref())?;
     Ok(Session {
         secrets,
         ssh,
-        entitlements,
         ..Session::default()
     })
 }

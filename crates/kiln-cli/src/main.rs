@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod exit;
 mod inputs;
+mod metadata;
 mod oci_layout;
 mod outputs;
 mod remote_context;

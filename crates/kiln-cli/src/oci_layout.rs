@@ -14,14 +14,13 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use anyhow::Context as _;
 use kiln_frontend_dockerfile::{NamedContext, ResolveError, ResolvedImage};
 use kiln_oci::{Digest, Platform, Reference};
-use kiln_progress::{Event, ProgressSink};
 use kiln_registry::Registry as _;
+
+use crate::metadata::MetadataLoads;
 
 /// The scheme of OCI layout contexts.
 const SCHEME: &str = "oci-layout://";
@@ -193,23 +192,13 @@ fn resolve_digest(r: &LayoutRef) -> Result<Digest, String> {
 /// `[context NAME] load metadata for REF`.
 pub struct LayoutResolver {
     layouts: BTreeMap<String, PathBuf>,
-    sink: Arc<dyn ProgressSink>,
-    #[allow(clippy::type_complexity)]
-    resolved: Arc<
-        Mutex<
-            BTreeMap<(String, String), Arc<tokio::sync::OnceCell<Result<ResolvedImage, String>>>>,
-        >,
-    >,
+    loads: MetadataLoads,
 }
 
 impl LayoutResolver {
-    /// A resolver over `layouts` (store id → directory), reporting to `sink`.
-    pub fn new(layouts: BTreeMap<String, PathBuf>, sink: Arc<dyn ProgressSink>) -> LayoutResolver {
-        LayoutResolver {
-            layouts,
-            sink,
-            resolved: Arc::default(),
-        }
+    /// A resolver over `layouts` (store id → directory), sharing the build's `loads`.
+    pub fn new(layouts: BTreeMap<String, PathBuf>, loads: MetadataLoads) -> LayoutResolver {
+        LayoutResolver { layouts, loads }
     }
 
     /// Resolves `reference` (`NAME@DIGEST`) in the layout lent as `store`, for `platform`.
@@ -221,41 +210,18 @@ impl LayoutResolver {
         platform: &Platform,
     ) -> impl Future<Output = Result<ResolvedImage, ResolveError>> + Send + use<> {
         let dir = self.layouts.get(store).cloned();
-        let sink = Arc::clone(&self.sink);
-        let cache = Arc::clone(&self.resolved);
-        let name = name.to_string();
+        let loads = self.loads.clone();
+        let label = format!("[context {name}] load metadata for {reference}");
+        let key = format!("oci-layout://{store}/{reference}");
         let store = store.to_string();
         let reference = reference.to_string();
         let platform = platform.clone();
         async move {
-            let key = (format!("{store}/{reference}"), platform.format_all());
-            let cell = {
-                let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-                Arc::clone(map.entry(key).or_default())
-            };
-            let result = cell
-                .get_or_init(|| async {
-                    let id = format!("[context {name}] load metadata for {reference}");
-                    sink.send(Event::Vertex {
-                        id: id.clone(),
-                        name: id.clone(),
-                        inputs: Vec::new(),
-                    });
-                    sink.send(Event::Started {
-                        id: id.clone(),
-                        at: SystemTime::now(),
-                    });
-                    let result = resolve_config(dir, &store, &reference, &platform).await;
-                    sink.send(Event::Completed {
-                        id,
-                        at: SystemTime::now(),
-                        error: result.as_ref().err().cloned(),
-                    });
-                    result
+            loads
+                .load(key, &platform, label, || {
+                    resolve_config(dir, &store, &reference, &platform)
                 })
                 .await
-                .clone();
-            result.map_err(|message| ResolveError { message })
         }
     }
 }

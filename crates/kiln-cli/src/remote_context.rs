@@ -61,6 +61,12 @@ pub fn is_git_context(context: &str) -> bool {
     is_http_url(base) && base.ends_with(".git")
 }
 
+/// Whether a context argument is a git repository over SSH (`ssh://…`, or SCP-like
+/// `git@host:path`), as buildx's `IsGitSSH` decides.
+pub fn is_git_ssh(context: &str) -> bool {
+    is_git_context(context) && (context.starts_with("ssh://") || !context.contains("://"))
+}
+
 /// Whether a context argument is an HTTP(S) URL (buildx's `isHTTPURL`).
 pub fn is_http_url(context: &str) -> bool {
     context.starts_with("https://") || context.starts_with("http://")
@@ -68,12 +74,13 @@ pub fn is_http_url(context: &str) -> bool {
 
 /// Prepares the context named by `context` and reads the Dockerfile (`file` is `-f`). Fetching
 /// a remote context holds the state directory's lock at `root` while it runs; a git repository
-/// over HTTP(S) authenticates with `secrets` (`GIT_AUTH_TOKEN`, `GIT_AUTH_HEADER`).
+/// authenticates with `session`: its secrets over HTTP(S) (`GIT_AUTH_TOKEN`,
+/// `GIT_AUTH_HEADER`), its `default` SSH agent over SSH.
 pub fn prepare(
     context: &Path,
     file: Option<&Path>,
     root: &Path,
-    secrets: &kiln_worker::SecretStore,
+    session: &kiln_worker::Session,
 ) -> anyhow::Result<Prepared> {
     if context.as_os_str() == "-" {
         return from_stdin(file);
@@ -82,7 +89,7 @@ pub fn prepare(
         return local(context, file);
     }
     match context.to_str() {
-        Some(url) if is_git_context(url) => from_git(url, file, root, secrets),
+        Some(url) if is_git_context(url) => from_git(url, file, root, session),
         Some(url) if is_http_url(url) => from_http(url, file, root),
         _ => anyhow::bail!(
             "unable to prepare context: path {:?} not found",
@@ -175,7 +182,7 @@ fn from_git(
     url: &str,
     file: Option<&Path>,
     root: &Path,
-    secrets: &kiln_worker::SecretStore,
+    session: &kiln_worker::Session,
 ) -> anyhow::Result<Prepared> {
     let (remote, fragment) = url.split_once('#').unwrap_or((url, ""));
     let state = kiln_llb::State::git(remote, fragment, kiln_llb::GitOpts::default());
@@ -183,11 +190,7 @@ fn from_git(
         .prefix("kiln-context-")
         .tempdir()
         .context("creating a directory for the git context")?;
-    let session = kiln_worker::Session {
-        secrets: secrets.clone(),
-        ..kiln_worker::Session::default()
-    };
-    solve_to(&state, root, dir.path(), session)
+    solve_to(&state, root, dir.path(), session.clone())
         .with_context(|| format!("unable to prepare context: fetching {url}"))?;
     let (source, name) = match wanted(file) {
         Wanted::Stdin => {
@@ -331,6 +334,25 @@ mod tests {
         let failures: Vec<String> = cases
             .iter()
             .filter(|(c, want)| is_git_context(c) != *want)
+            .map(|(c, want)| format!("{c:?}: want {want}"))
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn git_ssh_contexts() {
+        let cases = [
+            ("git@github.com:moby/buildkit.git", true),
+            ("git@github.com:moby/buildkit.git#main:sub", true),
+            ("ssh://git@host/repo", true),
+            ("ssh://root@127.0.0.1:2222/srv/repo.git#main", true),
+            ("git://127.0.0.1:9418/repo.git", false),
+            ("https://github.com/moby/buildkit.git", false),
+            ("./dir", false),
+        ];
+        let failures: Vec<String> = cases
+            .iter()
+            .filter(|(c, want)| is_git_ssh(c) != *want)
             .map(|(c, want)| format!("{c:?}: want {want}"))
             .collect();
         assert!(failures.is_empty(), "{}", failures.join("\n"));

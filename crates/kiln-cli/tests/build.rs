@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_success, kiln, state_dir, step_state};
+use common::{assert_success, busybox, kiln, kiln_build, state_dir, step_state};
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -38,10 +38,7 @@ fn write_context(dir: &Path) {
 }
 
 fn build(state: &Path, context: &Path, base: &str, extra: &[&str]) -> Output {
-    kiln()
-        .arg("build")
-        .arg("--root")
-        .arg(state)
+    kiln_build(state)
         .args(["--progress", "plain", "--build-arg"])
         .arg(format!("BASE={base}"))
         .args(extra)
@@ -68,10 +65,7 @@ fn blob_gets(registry: &TestRegistry) -> usize {
 
 #[test]
 fn multi_stage_build_to_local_files_then_fully_cached() {
-    let registry = TestRegistry::start().expect("start registry");
-    let base = kiln_testkit::busybox_image(&registry)
-        .expect("push busybox")
-        .reference;
+    let (registry, base) = busybox();
     let state = state_dir();
     let context = tempfile::tempdir().expect("context");
     write_context(context.path());
@@ -270,17 +264,11 @@ fn tar_owners(tar: &Path) -> std::collections::BTreeMap<String, String> {
 
 #[test]
 fn tar_output_and_stdin_dockerfile() {
-    let registry = TestRegistry::start().expect("start registry");
-    let base = kiln_testkit::busybox_image(&registry)
-        .expect("push busybox")
-        .reference;
+    let (_registry, base) = busybox();
     let state = state_dir();
     let dir = tempfile::tempdir().expect("dir");
     let tar = dir.path().join("fs.tar");
-    let out = kiln()
-        .arg("build")
-        .arg("--root")
-        .arg(state.path())
+    let out = kiln_build(state.path())
         .arg("--metadata-file")
         .arg(dir.path().join("metadata.json"))
         .args(["--progress", "plain", "-f", "-", "-o"])
@@ -313,10 +301,7 @@ fn tar_output_and_stdin_dockerfile() {
 
 #[test]
 fn failing_run_step_reports_exit_code_and_line() {
-    let registry = TestRegistry::start().expect("start registry");
-    let base = kiln_testkit::busybox_image(&registry)
-        .expect("push busybox")
-        .reference;
+    let (_registry, base) = busybox();
     let state = state_dir();
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(

@@ -4,32 +4,18 @@
 
 mod common;
 
-use common::{assert_success, kiln, state_dir};
+use common::{assert_success, busybox, context_with, kiln, kiln_build, state_dir};
 
 use std::path::Path;
 
-use kiln_testkit::TestRegistry;
 use kiln_worker::{Filter, Storage, UsageRecord};
-
-/// A registry serving busybox, and its reference.
-fn busybox() -> (TestRegistry, String) {
-    let registry = TestRegistry::start().expect("start registry");
-    let base = kiln_testkit::busybox_image(&registry)
-        .expect("push busybox")
-        .reference;
-    (registry, base)
-}
 
 /// Builds `dockerfile` with `BASE` and `args` as build arguments into `dest` (`-o type=local`),
 /// without garbage collection; returns the progress log.
 fn build(state: &Path, dockerfile: &str, base: &str, args: &[&str], dest: &Path) -> String {
-    let context = tempfile::tempdir().expect("context");
-    std::fs::write(context.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
-    let mut cmd = kiln();
-    cmd.arg("build")
-        .arg("--root")
-        .arg(state)
-        .args(["--progress", "plain", "--build-arg"])
+    let context = context_with(&[("Dockerfile", dockerfile)]);
+    let mut cmd = kiln_build(state);
+    cmd.args(["--progress", "plain", "--build-arg"])
         .arg(format!("BASE={base}"));
     for a in args {
         cmd.args(["--build-arg", a]);

@@ -7,27 +7,14 @@
 
 mod common;
 
-use common::{assert_success, kiln, state_dir};
+use common::{assert_success, build_with, files_containing, git, state_dir, unique_value};
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-/// A value no file could contain by chance.
-fn random_token() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::from("tok");
-    for i in 0..3u64 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(i);
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
-}
+use kiln_testkit::{HttpServer, Request, Response};
 
 /// Standard base64, for the expected `Authorization` value.
 fn base64(data: &[u8]) -> String {
@@ -51,42 +38,12 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=kiln",
-            "-c",
-            "user.email=kiln@example.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .expect("git must be installed (scripts/prereqs.sh)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// What the server saw: each request's path and status, and the processes whose command line
-/// held the token while a request was being served.
-#[derive(Default)]
-struct Seen {
-    requests: Vec<(String, u16)>,
-    leaky_processes: Vec<String>,
-}
-
 /// A private repository `repo.git` served over smart HTTP by `git http-backend` on 127.0.0.1.
 struct PrivateGit {
     _dir: tempfile::TempDir,
-    port: u16,
-    seen: Arc<Mutex<Seen>>,
+    server: HttpServer,
+    /// The processes whose command line held the token while a request was being served.
+    leaky_processes: Arc<Mutex<Vec<String>>>,
 }
 
 impl PrivateGit {
@@ -106,34 +63,31 @@ impl PrivateGit {
             dir.path(),
             &["clone", "-q", "--bare", "--", "work", "repo.git"],
         );
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let leaky_processes: Arc<Mutex<Vec<String>>> = Arc::default();
         let root = dir.path().to_path_buf();
         let credentials = format!(
             "basic {}",
             base64(format!("x-access-token:{token}").as_bytes())
         );
         let needles = [token.to_string(), credentials.clone()];
-        let seen2 = Arc::clone(&seen);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = serve(stream, &root, &credentials, &needles, &seen2);
-            }
-        });
+        let leaky = Arc::clone(&leaky_processes);
+        let server = HttpServer::start(move |request| {
+            answer(request, &root, &credentials, &needles, &leaky)
+        })
+        .expect("http server");
         PrivateGit {
             _dir: dir,
-            port,
-            seen,
+            server,
+            leaky_processes,
         }
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/repo.git", self.port)
+        self.server.url("/repo.git")
     }
 
     fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.server.host()
     }
 }
 
@@ -156,42 +110,17 @@ fn processes_showing(needles: &[String]) -> Vec<String> {
     found
 }
 
-/// Answers one request: 401 without the right credentials, else `git http-backend` as CGI.
-fn serve(
-    stream: TcpStream,
+/// Answers one request: 401 without the right credentials, else `git http-backend` as CGI
+/// (502 if it cannot be run). Records the processes showing one of `needles` meanwhile.
+fn answer(
+    request: &Request,
     root: &Path,
     credentials: &str,
     needles: &[String],
-    seen: &Mutex<Seen>,
-) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("").to_string();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let mut out = stream;
-
+    leaky_processes: &Mutex<Vec<String>>,
+) -> Response {
     // The scheme is case-insensitive (git sends what the header says: `basic`).
-    let authorized = headers.get("authorization").is_some_and(|v| {
+    let authorized = request.header("authorization").is_some_and(|v| {
         v.split_once(' ').is_some_and(|(scheme, value)| {
             credentials
                 .split_once(' ')
@@ -199,28 +128,29 @@ fn serve(
         })
     });
     if !authorized {
-        seen.lock()
-            .expect("seen")
-            .requests
-            .push((path.to_string(), 401));
-        out.write_all(
-            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"kiln\"\r\n\
-              Content-Length: 0\r\nConnection: close\r\n\r\n",
-        )?;
-        return out.flush();
+        return Response::new(401, "").with_header("WWW-Authenticate", "Basic realm=\"kiln\"");
     }
     // While git talks to us, its processes are alive: none may show the token.
     let leaky = processes_showing(needles);
+    leaky_processes.lock().expect("leaky").extend(leaky);
+    match http_backend(request, root) {
+        Ok(response) => response,
+        Err(e) => Response::new(502, format!("git http-backend: {e}\n")),
+    }
+}
+
+/// Runs `git http-backend` as a CGI program on `request`.
+fn http_backend(request: &Request, root: &Path) -> std::io::Result<Response> {
     let mut cgi = Command::new("git");
     cgi.arg("http-backend")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("GIT_PROJECT_ROOT", root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("REQUEST_METHOD", &method)
-        .env("PATH_INFO", path)
-        .env("QUERY_STRING", query)
-        .env("CONTENT_LENGTH", length.to_string())
+        .env("REQUEST_METHOD", &request.method)
+        .env("PATH_INFO", request.path())
+        .env("QUERY_STRING", request.query())
+        .env("CONTENT_LENGTH", request.body.len().to_string())
         .env("REMOTE_ADDR", "127.0.0.1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -230,12 +160,16 @@ fn serve(
         ("content-encoding", "HTTP_CONTENT_ENCODING"),
         ("git-protocol", "GIT_PROTOCOL"),
     ] {
-        if let Some(v) = headers.get(header) {
+        if let Some(v) = request.header(header) {
             cgi.env(var, v);
         }
     }
     let mut child = cgi.spawn()?;
-    child.stdin.take().expect("stdin").write_all(&body)?;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&request.body)?;
     let output = child.wait_with_output()?;
     let response = output.stdout;
     let split = response
@@ -255,79 +189,26 @@ fn serve(
         ),
         None => (String::new(), response),
     };
-    let mut status = 200u16;
-    let mut lines = Vec::new();
+    let mut reply = Response::new(200, content);
     for line in head.lines() {
         match line.split_once(':') {
             Some((k, v)) if k.eq_ignore_ascii_case("status") => {
-                status = v
+                reply.status = v
                     .split_whitespace()
                     .next()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(500);
             }
-            Some(_) => lines.push(line.to_string()),
+            Some((k, v)) => reply = reply.with_header(k, v.trim_start()),
             None => {}
         }
     }
-    {
-        let mut seen = seen.lock().expect("seen");
-        seen.requests.push((path.to_string(), status));
-        seen.leaky_processes.extend(leaky);
-    }
-    let mut reply = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
-    for line in lines {
-        reply.push_str(&line);
-        reply.push_str("\r\n");
-    }
-    reply.push_str(&format!("Content-Length: {}\r\n\r\n", content.len()));
-    out.write_all(reply.as_bytes())?;
-    out.write_all(&content)?;
-    out.flush()
-}
-
-/// `kiln build` of `context` (a directory or a git URL) with `extra` flags and `env`.
-fn build(state: &Path, context: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = kiln();
-    cmd.arg("build")
-        .arg("--root")
-        .arg(state)
-        .args(extra)
-        .arg(context);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run kiln build")
-}
-
-/// Every regular file under `root` whose bytes contain one of `needles`.
-fn files_containing(root: &Path, needles: &[String]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&p) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if meta.is_file() {
-            let data = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-            if needles
-                .iter()
-                .any(|n| data.windows(n.len()).any(|w| w == n.as_bytes()))
-            {
-                found.push(p);
-            }
-        }
-    }
-    found
+    Ok(reply)
 }
 
 #[test]
 fn private_repositories_need_the_token_secret() {
-    let token = random_token();
+    let token = unique_value("tok");
     let server = PrivateGit::start(&token);
     let url = server.url();
     let state = state_dir();
@@ -345,7 +226,7 @@ fn private_repositories_need_the_token_secret() {
     let mut outputs: Vec<(String, Output)> = Vec::new();
 
     // Without a secret: git's error, and which secret would help.
-    let out = build(
+    let out = build_with(
         state.path(),
         &context,
         &["--progress", "plain", "-o", &dest("none")],
@@ -366,7 +247,7 @@ fn private_repositories_need_the_token_secret() {
     outputs.push(("no secret".to_string(), out));
 
     // A wrong token is refused by the server.
-    let out = build(
+    let out = build_with(
         state.path(),
         &context,
         &[
@@ -422,7 +303,7 @@ fn private_repositories_need_the_token_secret() {
         if name != "token" {
             flags.push("--no-cache");
         }
-        let out = build(state.path(), &context, &flags, env);
+        let out = build_with(state.path(), &context, &flags, env);
         assert_success(&out);
         let got = std::fs::read_to_string(out_dir.path().join(&dest_name).join("src/secret.txt"))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -431,9 +312,9 @@ fn private_repositories_need_the_token_secret() {
     }
 
     // A git URL as the build context.
-    let out = build(
+    let out = build_with(
         state.path(),
-        &format!("{url}#main:ctx"),
+        format!("{url}#main:ctx"),
         &[
             "--progress",
             "plain",
@@ -452,19 +333,18 @@ fn private_repositories_need_the_token_secret() {
     outputs.push(("git context".to_string(), out));
 
     // The server did see requests refused and answered.
-    let seen = server.seen.lock().expect("seen");
+    let requests = server.server.requests();
     assert!(
-        seen.requests.iter().any(|(_, s)| *s == 401)
-            && seen.requests.iter().any(|(_, s)| *s == 200),
-        "{:?}",
-        seen.requests
+        requests.iter().any(|(_, s)| *s == 401) && requests.iter().any(|(_, s)| *s == 200),
+        "{requests:?}"
     );
+    let leaky = server.leaky_processes.lock().expect("leaky");
     assert!(
-        seen.leaky_processes.is_empty(),
+        leaky.is_empty(),
         "command lines showing the token:\n{}",
-        seen.leaky_processes.join("\n")
+        leaky.join("\n")
     );
-    drop(seen);
+    drop(leaky);
 
     // Neither the token nor the header made of it appears anywhere.
     let needles = [

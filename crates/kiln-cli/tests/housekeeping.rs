@@ -3,12 +3,11 @@
 
 mod common;
 
-use common::{kiln, state_dir};
+use common::{busybox, kiln, kiln_build, state_dir};
 
 use std::path::Path;
 use std::process::Output;
 
-use kiln_testkit::TestRegistry;
 use kiln_worker::{Filter, RecordType, Storage, UsageRecord};
 
 const DOCKERFILE: &str = r#"ARG BASE
@@ -25,10 +24,7 @@ fn context() -> tempfile::TempDir {
 }
 
 fn build(state: &Path, context: &Path, base: &str, env: &[(&str, &str)]) -> String {
-    let out = kiln()
-        .arg("build")
-        .arg("--root")
-        .arg(state)
+    let out = kiln_build(state)
         .args(["--progress", "plain", "--build-arg"])
         .arg(format!("BASE={base}"))
         .arg(context)
@@ -90,10 +86,7 @@ fn any_cached(log: &str) -> bool {
 
 #[test]
 fn du_lists_records_and_prune_removes_them() {
-    let registry = TestRegistry::start().expect("start registry");
-    let base = kiln_testkit::busybox_image(&registry)
-        .expect("push busybox")
-        .reference;
+    let (_registry, base) = busybox();
     let state = state_dir();
     let ctx = context();
     build(state.path(), ctx.path(), &base, &[]);
@@ -211,10 +204,7 @@ fn du_lists_records_and_prune_removes_them() {
 
 #[test]
 fn garbage_collection_trims_to_a_small_limit() {
-    let registry = TestRegistry::start().expect("start registry");
-    let base = kiln_testkit::busybox_image(&registry)
-        .expect("push busybox")
-        .reference;
+    let (_registry, base) = busybox();
     let state = state_dir();
     let ctx = context();
     build(state.path(), ctx.path(), &base, &[]);

@@ -7,11 +7,9 @@
 
 mod common;
 
-use common::{kiln, state_dir};
+use common::{busybox, kiln_build, state_dir};
 
 use std::path::Path;
-
-use kiln_testkit::TestRegistry;
 
 /// One build and what its local export must (`Some`) or must not (`None`) hold.
 struct Case {
@@ -57,10 +55,7 @@ fn check(base: &str, cases: &[Case]) -> Vec<String> {
             .iter()
             .map(|f| f.replace("{BASE}", base))
             .collect();
-        let out = kiln()
-            .arg("build")
-            .arg("--root")
-            .arg(state.path())
+        let out = kiln_build(state.path())
             .args(["--progress", "plain", "--build-arg"])
             .arg(format!("BASE={base}"))
             .arg("--build-context")
@@ -217,10 +212,7 @@ const CASES: &[Case] = &[
 
 #[test]
 fn bind_and_tmpfs_mounts_and_named_contexts() {
-    let registry = TestRegistry::start().expect("start registry");
-    let base = kiln_testkit::busybox_image(&registry)
-        .expect("push busybox")
-        .reference;
+    let (_registry, base) = busybox();
     let failures = check(&base, CASES);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

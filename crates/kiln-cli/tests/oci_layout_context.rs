@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{assert_success, kiln, state_dir, step_state};
+use common::{assert_success, build_to_local, context_with, state_dir, step_state};
 
 use std::path::Path;
 use std::process::Output;
@@ -54,16 +54,8 @@ fn build(state: &Path, dockerfile: &str, extra: &[String], dest: &Path) -> Outpu
 
 /// [`build`] with a context holding `files` (name, content).
 fn build_context(state: &Path, files: &[(&str, &str)], extra: &[String], dest: &Path) -> Output {
-    let context = tempfile::tempdir().expect("context");
-    for (name, content) in files {
-        std::fs::write(context.path().join(name), content).expect("context file");
-    }
-    kiln()
-        .arg("build")
-        .arg("--root")
-        .arg(state)
-        .args(["--progress", "plain", "-o"])
-        .arg(format!("type=local,dest={}", dest.display()))
+    let context = context_with(files);
+    build_to_local(state, dest)
         .args(extra)
         .arg(context.path())
         .output()

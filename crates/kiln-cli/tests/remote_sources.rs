@@ -5,160 +5,30 @@
 
 mod common;
 
-use common::{assert_success, kiln, state_dir, step_state};
+use common::{
+    assert_failure, assert_success, build_to_local, context_with, git, sha256_hex, state_dir,
+    step_state,
+};
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Child, Command, Output};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use kiln_testkit::{HttpServer, StaticFile, StaticFiles};
 
 /// Builds `dockerfile` (in a context of its own) and exports the result to `dest`.
 fn build(state: &Path, dockerfile: &str, dest: &Path) -> Output {
-    let context = tempfile::tempdir().expect("context");
-    std::fs::write(context.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
-    kiln()
-        .arg("build")
-        .arg("--root")
-        .arg(state)
-        .args(["--progress", "plain", "-o"])
-        .arg(format!("type=local,dest={}", dest.display()))
+    let context = context_with(&[("Dockerfile", dockerfile)]);
+    build_to_local(state, dest)
         .arg(context.path())
         .output()
         .expect("run kiln build")
 }
 
-fn assert_failure(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "kiln build:\n{stderr}");
-    stderr
-}
-
 fn sha256(bytes: &[u8]) -> String {
-    let out = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().expect("stdin").write_all(bytes)?;
-            c.wait_with_output()
-        })
-        .expect("sha256sum");
-    let text = String::from_utf8_lossy(&out.stdout);
-    format!("sha256:{}", text.split_whitespace().next().expect("digest"))
-}
-
-// ---------------------------------------------------------------------------------------------
-// A small HTTP/1.1 server
-
-/// One file the server serves.
-#[derive(Clone)]
-struct Served {
-    body: Vec<u8>,
-    etag: Option<String>,
-    last_modified: Option<String>,
-}
-
-/// What the server was asked and how it answered: `(path, status)`.
-type RequestLog = Arc<Mutex<Vec<(String, u16)>>>;
-
-/// Serves files from memory on 127.0.0.1, answers `If-None-Match` with 304, logs requests.
-struct HttpServer {
-    port: u16,
-    log: RequestLog,
-}
-
-impl HttpServer {
-    fn start(files: BTreeMap<String, Served>) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let log: RequestLog = Arc::default();
-        let log2 = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = serve(stream, &files, &log2);
-            }
-        });
-        HttpServer { port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn requests(&self) -> Vec<(String, u16)> {
-        self.log.lock().expect("log").clone()
-    }
-}
-
-fn serve(
-    stream: TcpStream,
-    files: &BTreeMap<String, Served>,
-    log: &RequestLog,
-) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let path = parts.next().unwrap_or("").to_string();
-    let mut out = stream;
-    let (status, head, body): (u16, Vec<String>, Vec<u8>) = match files.get(&path) {
-        None => (404, Vec::new(), b"not found\n".to_vec()),
-        Some(f) => {
-            let mut head = Vec::new();
-            if let Some(e) = &f.etag {
-                head.push(format!("ETag: {e}"));
-            }
-            if let Some(lm) = &f.last_modified {
-                head.push(format!("Last-Modified: {lm}"));
-            }
-            let matched = f.etag.as_ref().is_some_and(|e| {
-                headers
-                    .get("if-none-match")
-                    .is_some_and(|v| v.split(',').any(|t| t.trim() == e))
-            });
-            if matched {
-                (304, head, Vec::new())
-            } else {
-                (200, head, f.body.clone())
-            }
-        }
-    };
-    log.lock().expect("log").push((path, status));
-    let reason = match status {
-        200 => "OK",
-        304 => "Not Modified",
-        _ => "Not Found",
-    };
-    let mut response = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
-    for h in head {
-        response.push_str(&h);
-        response.push_str("\r\n");
-    }
-    if status != 304 {
-        response.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    response.push_str("\r\n");
-    out.write_all(response.as_bytes())?;
-    if method != "HEAD" {
-        out.write_all(&body)?;
-    }
-    out.flush()
+    format!("sha256:{}", sha256_hex(bytes))
 }
 
 /// A small gzipped tarball, made with tar(1).
@@ -182,14 +52,11 @@ fn add_http_with_checksum() {
     let body = b"pinned content\n".to_vec();
     let right = sha256(&body);
     let wrong = sha256(b"something else");
-    let server = HttpServer::start(BTreeMap::from([(
-        "/files/pinned.txt".to_string(),
-        Served {
-            body,
-            etag: None,
-            last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".to_string()),
-        },
-    )]));
+    let server = HttpServer::start_static(StaticFiles::new([(
+        "/files/pinned.txt",
+        StaticFile::new(body).with_last_modified("Wed, 21 Oct 2015 07:28:00 GMT"),
+    )]))
+    .expect("http server");
     let state = state_dir();
     let out = tempfile::tempdir().expect("out");
     let url = server.url("/files/pinned.txt");
@@ -227,14 +94,12 @@ fn add_http_with_checksum() {
 
 #[test]
 fn add_http_revalidates_with_etag() {
-    let server = HttpServer::start(BTreeMap::from([(
-        "/archive.tar.gz".to_string(),
-        Served {
-            body: tarball(),
-            etag: Some("\"v1\"".to_string()),
-            last_modified: None,
-        },
-    )]));
+    let archive = tarball();
+    let server = HttpServer::start_static(StaticFiles::new([(
+        "/archive.tar.gz",
+        StaticFile::new(archive.clone()).with_etag("\"v1\""),
+    )]))
+    .expect("http server");
     let state = state_dir();
     let out = tempfile::tempdir().expect("out");
     let dockerfile = format!(
@@ -246,7 +111,7 @@ fn add_http_revalidates_with_etag() {
     let file = out.path().join("a/dst/archive.tar.gz");
     assert_eq!(
         std::fs::read(&file).expect("archive"),
-        tarball_of(&server),
+        archive,
         "the archive arrives as it was served"
     );
     assert_eq!(std::fs::metadata(&file).expect("stat").mtime(), 0);
@@ -262,22 +127,6 @@ fn add_http_revalidates_with_etag() {
         "the second build revalidated with If-None-Match"
     );
     assert!(out.path().join("b/dst/archive.tar.gz").is_file());
-}
-
-/// What the server serves at `/archive.tar.gz` (fetched once more, outside kiln).
-fn tarball_of(server: &HttpServer) -> Vec<u8> {
-    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    stream
-        .write_all(b"GET /archive.tar.gz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .expect("request");
-    let mut response = Vec::new();
-    std::io::Read::read_to_end(&mut stream, &mut response).expect("response");
-    server.log.lock().expect("log").pop();
-    let at = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers");
-    response.split_off(at + 4)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,29 +146,6 @@ impl Drop for GitServer {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=kiln",
-            "-c",
-            "user.email=kiln@example.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .expect("git must be installed (scripts/prereqs.sh)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl GitServer {
@@ -481,12 +307,7 @@ fn git_repository_as_the_build_context() {
     let state = state_dir();
     let out = tempfile::tempdir().expect("out");
     let build = |dest: &Path| {
-        kiln()
-            .arg("build")
-            .arg("--root")
-            .arg(state.path())
-            .args(["--progress", "plain", "-o"])
-            .arg(format!("type=local,dest={}", dest.display()))
+        build_to_local(state.path(), dest)
             .arg(format!("{}#v1:ctx", server.url()))
             .output()
             .expect("run kiln build")

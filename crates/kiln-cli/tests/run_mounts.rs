@@ -4,99 +4,16 @@
 
 mod common;
 
-use common::{assert_success, kiln, state_dir};
+use common::{
+    assert_success, build_with, busybox, contains, context_with, files_containing, sha256_hex,
+    state_dir, unique_value,
+};
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use kiln_testkit::TestRegistry;
-
-/// A registry serving busybox, and its reference.
-fn busybox() -> (TestRegistry, String) {
-    let registry = TestRegistry::start().expect("start registry");
-    let base = kiln_testkit::busybox_image(&registry)
-        .expect("push busybox")
-        .reference;
-    (registry, base)
-}
-
-/// Runs `kiln build` on a context holding `dockerfile`, with `extra` flags and environment.
-fn build(state: &Path, context: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = kiln();
-    cmd.arg("build").arg("--root").arg(state);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(extra)
-        .arg(context)
-        .output()
-        .expect("run kiln build")
-}
-
+/// A context holding `dockerfile`.
 fn context(dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("context");
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
-    dir
-}
-
-/// A value no file could contain by chance.
-fn random_secret() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::from("s3cr3t");
-    for i in 0..4u64 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(i);
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
-}
-
-/// The SHA-256 of `data`, hex, through the host's `sha256sum`.
-fn sha256_hex(data: &[u8]) -> String {
-    let dir = tempfile::tempdir().expect("dir");
-    let f = dir.path().join("data");
-    std::fs::write(&f, data).expect("write");
-    let out = std::process::Command::new("sha256sum")
-        .arg(&f)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Every regular file under `root` (not following symlinks) whose bytes contain `needle`.
-fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&p) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if meta.is_file() {
-            let data = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-            if contains(&data, needle) {
-                found.push(p);
-            }
-        }
-    }
-    found
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    context_with(&[("Dockerfile", dockerfile)])
 }
 
 const SECRET_DOCKERFILE: &str = r#"ARG BASE
@@ -111,7 +28,7 @@ fn secret_values_never_leave_the_run() {
     let (_registry, base) = busybox();
     let state = state_dir();
     let ctx = context(SECRET_DOCKERFILE);
-    let secret = random_secret();
+    let secret = unique_value("s3cr3t");
     let secret_file = tempfile::NamedTempFile::new().expect("secret file");
     std::fs::write(secret_file.path(), &secret).expect("write secret");
     let out_dir = tempfile::tempdir().expect("out");
@@ -140,7 +57,7 @@ fn secret_values_never_leave_the_run() {
         .to_vec()
     };
     let plain = flags("plain", format!("type=local,dest={}", dest.display()));
-    let out = build(
+    let out = build_with(
         state.path(),
         ctx.path(),
         &plain.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -182,7 +99,7 @@ fn secret_values_never_leave_the_run() {
     let raw = flags("rawjson", format!("type=tar,dest={}", tar.display()));
     let mut raw: Vec<&str> = raw.iter().map(String::as_str).collect();
     raw.push("--no-cache");
-    let out = build(state.path(), ctx.path(), &raw, &env);
+    let out = build_with(state.path(), ctx.path(), &raw, &env);
     assert_success(&out);
     logs.push(("rawjson progress", out.stderr.clone(), out.stdout.clone()));
 
@@ -195,7 +112,7 @@ fn secret_values_never_leave_the_run() {
     }
     for root in [dest.as_path(), tar.as_path(), state.path()] {
         leaks.extend(
-            files_containing(root, needle)
+            files_containing(root, &[needle])
                 .into_iter()
                 .map(|p| p.display().to_string()),
         );
@@ -222,7 +139,7 @@ fn run_build(base: &str, dockerfile: &str, flags: &[&str]) -> (Output, tempfile:
     let base_arg = format!("BASE={base}");
     let mut args = vec!["--progress", "plain", "--build-arg", &base_arg, "-o", &dest];
     args.extend_from_slice(flags);
-    let out = build(state.path(), ctx.path(), &args, &[]);
+    let out = build_with(state.path(), ctx.path(), &args, &[]);
     (out, out_dir)
 }
 
@@ -365,7 +282,7 @@ fn bad_flag_values_are_rejected() {
     ];
     let mut failures = Vec::new();
     for (flags, code, text) in cases {
-        let out = build(state.path(), dir.path(), flags, &[]);
+        let out = build_with(state.path(), dir.path(), flags, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.code() != Some(*code) || !stderr.contains(text) {
             failures.push(format!("{flags:?}: exit {:?}: {stderr}", out.status.code()));
@@ -388,7 +305,7 @@ fn ssh_agent_socket_is_forwarded() {
     let dest = format!("type=local,dest={}", out_dir.path().join("out").display());
     let base_arg = format!("BASE={base}");
     let agent_path = agent.display().to_string();
-    let out = build(
+    let out = build_with(
         state.path(),
         ctx.path(),
         &[

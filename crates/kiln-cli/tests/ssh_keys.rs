@@ -6,38 +6,10 @@
 
 mod common;
 
-use common::{assert_success, kiln, state_dir};
+use common::{assert_success, busybox, keygen, kiln_build, state_dir};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-use kiln_testkit::TestRegistry;
-
-/// A registry serving busybox, and its reference.
-fn busybox() -> (TestRegistry, String) {
-    let registry = TestRegistry::start().expect("start registry");
-    let base = kiln_testkit::busybox_image(&registry)
-        .expect("push busybox")
-        .reference;
-    (registry, base)
-}
-
-/// Generates a key pair with `ssh-keygen` in `dir`; returns the private key's path.
-fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let path = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-C", name, "-f"])
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("ssh-keygen (Debian package openssh-client) must be installed");
-    assert!(
-        out.status.success(),
-        "ssh-keygen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
 
 /// Copies `programs` and the shared libraries `ldd` says they load into `root`, at the same
 /// paths, so that `COPY root/ /` makes them runnable in a busybox image.
@@ -66,10 +38,7 @@ fn copy_with_libraries(programs: &[&str], root: &Path) {
 
 /// Runs `kiln build` with `extra` flags on `context`.
 fn build(state: &Path, context: &Path, extra: &[&str]) -> Output {
-    kiln()
-        .arg("build")
-        .arg("--root")
-        .arg(state)
+    kiln_build(state)
         .args(["--progress", "plain"])
         .args(extra)
         .arg(context)

@@ -5,36 +5,22 @@
 
 mod common;
 
-use common::{assert_success, kiln, state_dir, step_state};
+use common::{assert_failure, assert_success, build_to_local, state_dir, step_state};
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+
+use kiln_testkit::{HttpServer, StaticFile, StaticFiles};
 
 /// `kiln build` with `args` before the context `context`, exporting to `dest`, with `stdin`.
 fn build(state: &Path, args: &[&str], context: &str, dest: &Path, stdin: &[u8]) -> Output {
-    kiln()
-        .arg("build")
-        .arg("--root")
-        .arg(state)
-        .args(["--progress", "plain", "-o"])
-        .arg(format!("type=local,dest={}", dest.display()))
+    build_to_local(state, dest)
         .args(args)
         .arg(context)
         .write_stdin(stdin.to_vec())
         .output()
         .expect("run kiln build")
-}
-
-/// Fails the test unless the build failed with exit code 1; returns its stderr.
-fn assert_failure(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "kiln build:\n{stderr}");
-    stderr
 }
 
 fn read(path: &Path) -> String {
@@ -123,97 +109,6 @@ fn raw_tar(entries: &[Raw<'_>]) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A small HTTP/1.1 server
-
-/// What the server was asked and how it answered: `(path, status)`.
-type RequestLog = Arc<Mutex<Vec<(String, u16)>>>;
-
-/// Serves `path → (body, ETag)` from memory on 127.0.0.1, answers a matching `If-None-Match`
-/// with 304 and anything unknown with 404, and logs every request.
-struct HttpServer {
-    port: u16,
-    log: RequestLog,
-}
-
-impl HttpServer {
-    fn start(files: BTreeMap<&str, (Vec<u8>, Option<&str>)>) -> HttpServer {
-        let files: BTreeMap<String, (Vec<u8>, Option<String>)> = files
-            .into_iter()
-            .map(|(p, (body, etag))| (p.to_string(), (body, etag.map(str::to_string))))
-            .collect();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let log: RequestLog = Arc::default();
-        let served = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = answer(stream, &files, &served);
-            }
-        });
-        HttpServer { port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn requests(&self) -> Vec<(String, u16)> {
-        self.log.lock().expect("log").clone()
-    }
-}
-
-fn answer(
-    stream: TcpStream,
-    files: &BTreeMap<String, (Vec<u8>, Option<String>)>,
-    log: &RequestLog,
-) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    let mut if_none_match = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.trim().eq_ignore_ascii_case("if-none-match")
-        {
-            if_none_match = Some(v.trim().to_string());
-        }
-    }
-    let mut parts = request.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let (status, reason, etag, body) = match files.get(&path) {
-        None => (404, "Not Found", None, b"not found\n".to_vec()),
-        Some((body, etag)) => {
-            if etag.is_some() && if_none_match.as_ref() == etag.as_ref() {
-                (304, "Not Modified", etag.clone(), Vec::new())
-            } else {
-                (200, "OK", etag.clone(), body.clone())
-            }
-        }
-    };
-    log.lock().expect("log").push((path, status));
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
-    if let Some(e) = etag {
-        head.push_str(&format!("ETag: {e}\r\n"));
-    }
-    if status != 304 {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    let mut out = stream;
-    out.write_all(head.as_bytes())?;
-    if method != "HEAD" {
-        out.write_all(&body)?;
-    }
-    out.flush()
-}
-
-// ---------------------------------------------------------------------------------------------
 // Tests
 
 /// The context every archive test uses: a Dockerfile copying the whole context, a second
@@ -228,10 +123,11 @@ const CONTEXT: &[(&str, &str)] = &[
 
 #[test]
 fn http_tarball_context_is_cached_and_revalidated() {
-    let server = HttpServer::start(BTreeMap::from([(
+    let server = HttpServer::start_static(StaticFiles::new([(
         "/ctx.tar.gz",
-        (compress("gzip", &tarball(CONTEXT)), Some("\"v1\"")),
-    )]));
+        StaticFile::new(compress("gzip", &tarball(CONTEXT))).with_etag("\"v1\""),
+    )]))
+    .expect("http server");
     let state = state_dir();
     let out = tempfile::tempdir().expect("out");
     let url = server.url("/ctx.tar.gz");
@@ -287,10 +183,11 @@ fn http_tarball_context_is_cached_and_revalidated() {
 #[test]
 fn http_dockerfile_is_the_dockerfile_and_the_whole_context() {
     let dockerfile = "FROM scratch\nCOPY . /ctx/\n";
-    let server = HttpServer::start(BTreeMap::from([(
+    let server = HttpServer::start_static(StaticFiles::new([(
         "/build/Dockerfile",
-        (dockerfile.as_bytes().to_vec(), None),
-    )]));
+        StaticFile::new(dockerfile),
+    )]))
+    .expect("http server");
     let state = state_dir();
     let out = tempfile::tempdir().expect("out");
     let dest = out.path().join("a");
@@ -390,10 +287,11 @@ fn check_error(
 
 #[test]
 fn context_errors() {
-    let server = HttpServer::start(BTreeMap::from([(
+    let server = HttpServer::start_static(StaticFiles::new([(
         "/no-dockerfile.tar",
-        (tarball(&[("data.txt", "data\n")]), None),
-    )]));
+        StaticFile::new(tarball(&[("data.txt", "data\n")])),
+    )]))
+    .expect("http server");
     let state = state_dir();
     let dockerfile = b"FROM scratch\n".as_slice();
     let no_dockerfile = tarball(&[("data.txt", "data\n")]);
@@ -456,7 +354,6 @@ fn context_errors() {
 
 #[test]
 fn archives_cannot_write_or_read_outside_their_directory() {
-    let server_files = |archive: Vec<u8>| BTreeMap::from([("/evil.tar", (archive, None))]);
     let state = state_dir();
     let out = tempfile::tempdir().expect("out");
     let outside = tempfile::tempdir().expect("outside");
@@ -509,7 +406,11 @@ fn archives_cannot_write_or_read_outside_their_directory() {
         Raw::Symlink("link", &outside_path),
         Raw::File("link/pwned.txt", "written through the link\n"),
     ]);
-    let server = HttpServer::start(server_files(through.clone()));
+    let server = HttpServer::start_static(StaticFiles::new([(
+        "/evil.tar",
+        StaticFile::new(through.clone()),
+    )]))
+    .expect("http server");
     for (how, context, stdin) in [
         ("stdin", "-".to_string(), through.as_slice()),
         ("http", server.url("/evil.tar"), b"".as_slice()),
@@ -545,10 +446,11 @@ fn archives_cannot_write_or_read_outside_their_directory() {
 #[test]
 fn named_http_contexts_are_downloaded_files() {
     let archive = compress("gzip", &tarball(&[("inside.txt", "inside\n")]));
-    let server = HttpServer::start(BTreeMap::from([
-        ("/files/data.txt", (b"named context data\n".to_vec(), None)),
-        ("/files/archive.tar.gz", (archive.clone(), None)),
-    ]));
+    let server = HttpServer::start_static(StaticFiles::new([
+        ("/files/data.txt", StaticFile::new("named context data\n")),
+        ("/files/archive.tar.gz", StaticFile::new(archive.clone())),
+    ]))
+    .expect("http server");
     let state = state_dir();
     let out = tempfile::tempdir().expect("out");
     let context = tempfile::tempdir().expect("context");

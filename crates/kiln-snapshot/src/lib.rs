@@ -69,7 +69,10 @@ pub use mount::{Mount, mount_all, mounts_under, unmount, unmount_under, with_tem
 
 use error::{db_err, io_err};
 use fsutil::{Whiteouts, apply_tree, disk_usage, remove_any, sync_dir};
-use meta::{CHILDREN, DRIVER, NEXT_ID, Record, SETTINGS, SNAPSHOTS, child_key};
+use meta::{
+    CHILDREN, DRIVER, NEXT_ID, OVERLAY_CHECKED_BOOT, OVERLAY_CHECKED_DEV, Record, SETTINGS,
+    SNAPSHOTS, child_key,
+};
 
 /// The most lower directories an overlay mount of this snapshotter stacks; deeper parent
 /// chains are flattened. The kernel allows 500, but lookups get slower with every layer
@@ -233,14 +236,27 @@ impl Snapshotter {
                 txn.open_table(SNAPSHOTS).map_err(db_err)?;
                 txn.open_table(CHILDREN).map_err(db_err)?;
                 let settings = txn.open_table(SETTINGS).map_err(db_err)?;
-                settings
+                let driver = settings
                     .get(DRIVER)
                     .map_err(db_err)?
-                    .and_then(|code| Driver::from_code(code.value()))
+                    .and_then(|code| Driver::from_code(code.value()));
+                let stamp = match (
+                    settings.get(OVERLAY_CHECKED_BOOT).map_err(db_err)?,
+                    settings.get(OVERLAY_CHECKED_DEV).map_err(db_err)?,
+                ) {
+                    (Some(boot), Some(dev)) => Some((boot.value(), dev.value())),
+                    _ => None,
+                };
+                (driver, stamp)
             };
             txn.commit().map_err(db_err)?;
             recorded
         };
+        let (recorded, checked_stamp) = recorded;
+        // The overlay check mounts and unmounts a test overlay, and unmounting flushes the
+        // whole file system: it runs once per boot and file system, not on every open.
+        let stamp = overlay_stamp(&dir);
+        let already_checked = stamp.is_some() && stamp == checked_stamp;
 
         let mut snapshotter = Snapshotter {
             root,
@@ -253,7 +269,12 @@ impl Snapshotter {
         snapshotter.recovery = snapshotter.recover()?;
         let has_snapshots = !snapshotter.walk()?.is_empty();
 
-        let check = || overlay::check(&snapshotter.dir, &snapshotter.overlay_options);
+        let check = || {
+            if already_checked {
+                return Ok(());
+            }
+            overlay::check(&snapshotter.dir, &snapshotter.overlay_options)
+        };
         let unavailable = |reason: String| Error::OverlayUnavailable {
             root: snapshotter.root.clone(),
             reason,
@@ -278,12 +299,19 @@ impl Snapshotter {
                 requested: driver.name(),
             });
         }
-        if recorded != Some(driver) {
+        let newly_checked = driver == Driver::Overlay && !already_checked;
+        if recorded != Some(driver) || newly_checked {
             let txn = snapshotter.db.begin_write().map_err(db_err)?;
-            txn.open_table(SETTINGS)
-                .map_err(db_err)?
-                .insert(DRIVER, driver.code())
-                .map_err(db_err)?;
+            {
+                let mut settings = txn.open_table(SETTINGS).map_err(db_err)?;
+                settings.insert(DRIVER, driver.code()).map_err(db_err)?;
+                if newly_checked && let Some((boot, dev)) = stamp {
+                    settings
+                        .insert(OVERLAY_CHECKED_BOOT, boot)
+                        .map_err(db_err)?;
+                    settings.insert(OVERLAY_CHECKED_DEV, dev).map_err(db_err)?;
+                }
+            }
             txn.commit().map_err(db_err)?;
         }
         snapshotter.driver = driver;
@@ -983,6 +1011,21 @@ fn not_found(key: &str) -> Error {
 }
 
 /// Keys and names must be non-empty and free of NUL (the child index separates with NUL).
+/// What a passed overlay check depends on: the running kernel (the first 64 bits of its boot
+/// id) and the file system under `dir` (its device number). `None` when either cannot be read
+/// (the check then runs on every open).
+fn overlay_stamp(dir: &Path) -> Option<(u64, u64)> {
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let hex: String = boot
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(16)
+        .collect();
+    let boot = u64::from_str_radix(&hex, 16).ok()?;
+    let dev = fs::metadata(dir).ok()?.dev();
+    Some((boot, dev))
+}
+
 fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() || key.contains('\0') {
         return Err(Error::InvalidKey {
@@ -990,4 +1033,46 @@ fn validate_key(key: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The overlay check's stamp is recorded once it passed, so that the next open skips it;
+    /// a stamp from another boot or file system does not count.
+    #[test]
+    fn a_passed_overlay_check_is_recorded_for_the_boot_and_file_system() {
+        let dir = tempfile::Builder::new()
+            .tempdir_in("/var/tmp")
+            .expect("temp dir");
+        let db = Arc::new(Database::create(dir.path().join("meta.redb")).expect("database"));
+        let root = dir.path().join("root");
+        let opened = Snapshotter::open(&root, Arc::clone(&db), DriverChoice::Auto).expect("open");
+        let recorded = |db: &Database| {
+            let txn = db.begin_read().expect("read");
+            let settings = txn.open_table(SETTINGS).expect("settings");
+            let get = |key| settings.get(key).expect("get").map(|v| v.value());
+            (get(OVERLAY_CHECKED_BOOT), get(OVERLAY_CHECKED_DEV))
+        };
+        let stamp = overlay_stamp(&root.join("snapshots")).expect("stamp");
+        match opened.driver() {
+            Driver::Overlay => assert_eq!(recorded(&db), (Some(stamp.0), Some(stamp.1))),
+            Driver::Copy => assert_eq!(recorded(&db), (None, None)),
+        }
+        drop(opened);
+        // A stamp of another boot: the check runs again and records this boot.
+        {
+            let txn = db.begin_write().expect("write");
+            txn.open_table(SETTINGS)
+                .expect("settings")
+                .insert(OVERLAY_CHECKED_BOOT, stamp.0 ^ 1)
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let again = Snapshotter::open(&root, Arc::clone(&db), DriverChoice::Auto).expect("open");
+        if again.driver() == Driver::Overlay {
+            assert_eq!(recorded(&db), (Some(stamp.0), Some(stamp.1)));
+        }
+    }
 }

@@ -31,6 +31,12 @@ pub(crate) const NEXT_ID: &str = "next_id";
 /// The `settings` key of the driver that made the snapshots (1 overlay, 2 copy).
 pub(crate) const DRIVER: &str = "driver";
 
+/// The boot (first 64 bits of the kernel's boot id) in which the overlay check last passed.
+pub(crate) const OVERLAY_CHECKED_BOOT: &str = "overlay_checked_boot";
+
+/// The device of the file system on which the overlay check last passed.
+pub(crate) const OVERLAY_CHECKED_DEV: &str = "overlay_checked_dev";
+
 /// What is stored about one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Record {

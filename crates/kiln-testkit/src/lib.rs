@@ -18,6 +18,9 @@
 //! - [`DockerEngine`] is the Docker engine (Debian's `docker.io`) that parity tests compare
 //!   kiln's results with: `DOCKER_BUILDKIT=1 docker build` through Debian's client, on the
 //!   daemon `scripts/dockerd.sh` starts.
+//! - [`HttpServer`] is a small HTTP/1.1 server on loopback whose answers come from a closure
+//!   (a [`Handler`]), with [`StaticFiles`] for the common case of files with ETags; it logs
+//!   each request's path and status, for `ADD https://…`, HTTP contexts and git over HTTP.
 //! - [`FileTree`] snapshots an exported tree (types, modes, owners, contents, link targets,
 //!   hard-link groups) so that two builders' results can be compared path by path.
 //!
@@ -36,6 +39,7 @@
 mod busybox;
 mod docker;
 mod error;
+mod http;
 mod layer;
 mod layout;
 mod push;
@@ -48,6 +52,7 @@ pub use busybox::{
 };
 pub use docker::{DOCKER, DOCKER_ENV, DockerEngine};
 pub use error::{Result, TestkitError};
+pub use http::{Handler, HttpServer, Request, Response, StaticFile, StaticFiles};
 pub use layer::{
     Compression, EntryKind, FIXED_CREATED, FIXED_MTIME, Layer, LayerSource, TarEntry, materialize,
 };

@@ -23,6 +23,17 @@
 //! talk to the remote: never in a command line (`ps`), a cache key, an error message, the
 //! repository's configuration or any other file.
 //!
+//! Private repositories over SSH (`git@host:repo.git`, `ssh://…`) authenticate as with
+//! BuildKit, with the build's SSH agent: the source names one (attribute `git.mountsshsock`,
+//! which `llb.Git` sets to `default` for SSH remotes), served for the duration of the git
+//! commands on a private socket of the session directory (the same proxy as `RUN
+//! --mount=type=ssh`) given to git as `SSH_AUTH_SOCK`; a build without that agent fails with
+//! an error naming it. Known hosts (`git.knownsshhosts`) go to a private file that ssh checks
+//! the host key against strictly; without them any host key is accepted, as in BuildKit. The
+//! ssh command is BuildKit's made hermetic (see [`ssh_command`]): no prompt, no key file of the
+//! user's, the user's `known_hosts` untouched. Neither the agent nor the socket is part of the
+//! cache key.
+//!
 //! Every git command runs without system or user configuration (`GIT_CONFIG_NOSYSTEM`,
 //! `HOME=/dev/null`), without prompts, with `protocol.file.allow=user` (no sneaky local
 //! submodules), and with `--` before positional arguments; refs and subdirectories that start
@@ -42,7 +53,7 @@ use crate::error::{Error, Result};
 use crate::mounts::unique_id;
 use crate::ops::{blocking, boxed, commit, prepare_mounted};
 use crate::refs::Ref;
-use crate::session::Session;
+use crate::session::{Session, SshAgents, SshProxy, session_dir};
 
 /// What a git source op asks for (its identifier and attributes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +74,12 @@ pub(crate) struct GitSpec {
     pub auth_header_secret: Option<String>,
     /// The secret holding a token (`git.authtokensecret`).
     pub auth_token_secret: Option<String>,
+    /// The SSH agent served to git (`git.mountsshsock`, which `llb.Git` sets to `default` for
+    /// SSH remotes); `None` when the attribute is absent or empty, as in BuildKit.
+    pub mount_ssh_sock: Option<String>,
+    /// The known hosts lines ssh checks the host key against (`git.knownsshhosts`); without
+    /// them any host key is accepted, as in BuildKit.
+    pub known_ssh_hosts: Option<String>,
 }
 
 impl GitSpec {
@@ -89,6 +106,14 @@ impl GitSpec {
                 .cloned(),
             auth_token_secret: attrs
                 .get("git.authtokensecret")
+                .filter(|v| !v.is_empty())
+                .cloned(),
+            mount_ssh_sock: attrs
+                .get("git.mountsshsock")
+                .filter(|v| !v.is_empty())
+                .cloned(),
+            known_ssh_hosts: attrs
+                .get("git.knownsshhosts")
                 .filter(|v| !v.is_empty())
                 .cloned(),
         };
@@ -262,11 +287,114 @@ impl GitAuth {
     }
 }
 
-/// A git command that talks to the remote, with the header when there is one.
-fn git_remote(auth: Option<&GitAuth>) -> Command {
+/// How the git commands that talk to the remote reach it: the header of an HTTP(S) remote, the
+/// agent socket and known hosts file of an SSH remote. Plain paths, so that it can go to the
+/// blocking threads that run git while [`SshGuard`] keeps what they name alive.
+#[derive(Debug, Clone, Default)]
+struct Access {
+    /// The `Authorization` header (HTTP(S) remotes).
+    auth: Option<GitAuth>,
+    /// The socket where the build's SSH agent answers (`SSH_AUTH_SOCK`).
+    ssh_auth_sock: Option<PathBuf>,
+    /// The file of known hosts ssh checks the host key against.
+    known_hosts: Option<PathBuf>,
+}
+
+/// What serves an SSH remote while git talks to it: the agent's socket (in a private
+/// directory) and the known hosts file, both in the session directory, removed on drop.
+#[derive(Default)]
+struct SshGuard {
+    _proxy: Option<SshProxy>,
+    _known_hosts: Option<tempfile::NamedTempFile>,
+}
+
+/// The access to the remote for one phase of the op (resolution or fetch): the header, and for
+/// an SSH remote the agent the op names (`git.mountsshsock`) served on a socket of this process,
+/// and its known hosts written to a file. A missing agent is an error naming its id. Must run
+/// within the tokio runtime.
+fn open_access(
+    root: &Path,
+    spec: &GitSpec,
+    agents: &SshAgents,
+    auth: Option<GitAuth>,
+) -> Result<(Access, SshGuard)> {
+    let fail = |e: Error| {
+        Error::Git(format!(
+            "failed to fetch remote {}: {e}",
+            redacted(&spec.remote)
+        ))
+    };
+    let mut access = Access {
+        auth,
+        ..Access::default()
+    };
+    let mut guard = SshGuard::default();
+    let dir = session_dir(root);
+    if let Some(id) = &spec.mount_ssh_sock {
+        let agent = agents.agent(id).map_err(fail)?;
+        let proxy = SshProxy::start(
+            &dir,
+            Arc::clone(agent),
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw(),
+            0o600,
+        )
+        .map_err(fail)?;
+        access.ssh_auth_sock = Some(proxy.socket().to_path_buf());
+        guard._proxy = Some(proxy);
+    }
+    if let Some(hosts) = &spec.known_ssh_hosts {
+        use std::io::Write as _;
+        let mut file = tempfile::Builder::new()
+            .prefix("known-hosts-")
+            .tempfile_in(&dir)
+            .map_err(|e| fail(Error::io("creating a known hosts file in", &dir, e)))?;
+        file.write_all(hosts.as_bytes())
+            .and_then(|()| file.flush())
+            .map_err(|e| fail(Error::io("writing", file.path(), e)))?;
+        access.known_hosts = Some(file.path().to_path_buf());
+        guard._known_hosts = Some(file);
+    }
+    Ok((access, guard))
+}
+
+/// The ssh command git runs (`GIT_SSH_COMMAND`, read by a shell): BuildKit's (`ssh -F
+/// /dev/null`, the known hosts file when the op gives one, else any host key accepted), made
+/// hermetic for a builder that runs in the user's session where BuildKit runs in a daemon: no
+/// prompts on the user's terminal (`BatchMode`, `StrictHostKeyChecking=yes` rather than `ask`),
+/// no key files of the user's own (`IdentityFile=none`: only the build's agent authenticates),
+/// and the user's `~/.ssh/known_hosts` neither read nor written.
+fn ssh_command(known_hosts: Option<&Path>) -> String {
+    let mut cmd = "ssh -F /dev/null -o BatchMode=yes -o IdentityFile=none".to_string();
+    match known_hosts {
+        Some(file) => {
+            cmd.push_str(" -o StrictHostKeyChecking=yes -o UserKnownHostsFile=");
+            cmd.push_str(&shell_quote(&file.to_string_lossy()));
+        }
+        None => cmd.push_str(
+            " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+        ),
+    }
+    cmd
+}
+
+/// A word quoted for the shell (`'…'`, a quote inside as `'\''`).
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// A git command that talks to the remote, with the header or the agent and known hosts.
+fn git_remote(access: &Access) -> Command {
     let mut cmd = git();
-    if let Some(auth) = auth {
+    if let Some(auth) = &access.auth {
         auth.apply(&mut cmd);
+    }
+    cmd.env(
+        "GIT_SSH_COMMAND",
+        ssh_command(access.known_hosts.as_deref()),
+    );
+    if let Some(sock) = &access.ssh_auth_sock {
+        cmd.env("SSH_AUTH_SOCK", sock);
     }
     cmd
 }
@@ -281,16 +409,25 @@ pub(crate) struct GitSource {
     commit: String,
     /// The header for an HTTP(S) remote, from the build's secrets.
     auth: Option<GitAuth>,
+    /// The build's SSH agents, for an SSH remote.
+    agents: SshAgents,
 }
 
 impl GitSource {
     /// Resolves the ref to a commit with `git ls-remote` (no network for a full commit id),
-    /// authenticated with the session's secrets (see [`GitAuth::from_session`]).
+    /// authenticated with the session's secrets (see [`GitAuth::from_session`]) or, for an SSH
+    /// remote, the session's agent that the op names.
     pub async fn resolve(parts: Arc<Parts>, spec: GitSpec, session: &Session) -> Result<GitSource> {
         let auth = GitAuth::from_session(&spec, session)?;
-        let spec2 = spec.clone();
-        let auth2 = auth.clone();
-        let (git_ref, commit) = blocking(move || resolve_ref(&spec2, auth2.as_ref())).await?;
+        let (git_ref, commit) = if is_commit_sha(&spec.git_ref) {
+            (spec.git_ref.clone(), spec.git_ref.clone())
+        } else {
+            let (access, guard) = open_access(&parts.root, &spec, &session.ssh, auth.clone())?;
+            let spec2 = spec.clone();
+            let resolved = blocking(move || resolve_ref(&spec2, &access)).await;
+            drop(guard);
+            resolved?
+        };
         if let Some(want) = &spec.checksum
             && !commit.starts_with(want.as_str())
         {
@@ -304,6 +441,7 @@ impl GitSource {
             git_ref,
             commit,
             auth,
+            agents: session.ssh.clone(),
         })
     }
 }
@@ -329,11 +467,13 @@ impl Op<Ref> for GitSource {
         let git_ref = self.git_ref.clone();
         let commit = self.commit.clone();
         let auth = self.auth.clone();
+        let agents = self.agents.clone();
         Box::pin(async move {
-            blocking(move || snapshot(&parts, &spec, &git_ref, &commit, auth.as_ref()))
-                .await
-                .map(|r| vec![r])
-                .map_err(boxed)
+            let (access, guard) = open_access(&parts.root, &spec, &agents, auth).map_err(boxed)?;
+            let result =
+                blocking(move || snapshot(&parts, &spec, &git_ref, &commit, &access)).await;
+            drop(guard);
+            result.map(|r| vec![r]).map_err(boxed)
         })
     }
 }
@@ -348,10 +488,7 @@ fn git() -> Command {
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("HOME", "/dev/null")
         .env("LC_ALL", "C")
-        .env(
-            "GIT_SSH_COMMAND",
-            "ssh -F /dev/null -o StrictHostKeyChecking=no",
-        )
+        .env("GIT_SSH_COMMAND", ssh_command(None))
         .args(["-c", "protocol.file.allow=user"])
         .stdin(std::process::Stdio::null());
     cmd
@@ -371,9 +508,9 @@ fn run(mut cmd: Command, what: &str) -> Result<String> {
 
 /// Runs a git command that talks to the remote; when it fails for want of credentials and the
 /// build has none for this remote, the error says which secrets would give them.
-fn run_remote(cmd: Command, what: &str, spec: &GitSpec, auth: Option<&GitAuth>) -> Result<String> {
+fn run_remote(cmd: Command, what: &str, spec: &GitSpec, access: &Access) -> Result<String> {
     run(cmd, what).map_err(|e| match e {
-        Error::Git(msg) if auth.is_none() && needs_credentials(&msg) => {
+        Error::Git(msg) if access.auth.is_none() && needs_credentials(&msg) => {
             match (http_host(&spec.remote), &spec.auth_token_secret) {
                 (Some(host), Some(token)) => Error::Git(format!(
                     "{msg} (the remote asks for credentials: give a token with \
@@ -394,13 +531,13 @@ fn needs_credentials(message: &str) -> bool {
 }
 
 /// The ref to fetch and the commit it names.
-fn resolve_ref(spec: &GitSpec, auth: Option<&GitAuth>) -> Result<(String, String)> {
+fn resolve_ref(spec: &GitSpec, access: &Access) -> Result<(String, String)> {
     let what = format!("failed to fetch remote {}", redacted(&spec.remote));
     let mut git_ref = spec.git_ref.clone();
     if git_ref.is_empty() {
-        let mut cmd = git_remote(auth);
+        let mut cmd = git_remote(access);
         cmd.args(["ls-remote", "--symref", "--", &spec.remote, "HEAD"]);
-        let out = run_remote(cmd, &what, spec, auth)?;
+        let out = run_remote(cmd, &what, spec, access)?;
         git_ref = out
             .lines()
             .find_map(|l| {
@@ -418,9 +555,9 @@ fn resolve_ref(spec: &GitSpec, auth: Option<&GitAuth>) -> Result<(String, String
     if is_commit_sha(&git_ref) {
         return Ok((git_ref.clone(), git_ref));
     }
-    let mut cmd = git_remote(auth);
+    let mut cmd = git_remote(access);
     cmd.args(["ls-remote", "--", &spec.remote, &git_ref]);
-    let out = run_remote(cmd, &what, spec, auth)?;
+    let out = run_remote(cmd, &what, spec, access)?;
     let Some((sha, _)) = out.split_once('\t') else {
         return Err(Error::Git(format!(
             "repository does not contain ref {git_ref}, output: {out:?}"
@@ -493,14 +630,14 @@ fn snapshot(
     spec: &GitSpec,
     git_ref: &str,
     commit_sha: &str,
-    auth: Option<&GitAuth>,
+    access: &Access,
 ) -> Result<Ref> {
     let bare = bare_repo(&parts.root, &spec.remote)?;
     let _lock = FileLock::acquire(&bare.with_extension("lock"))?;
-    fetch(&bare, spec, git_ref, commit_sha, auth)?;
+    fetch(&bare, spec, git_ref, commit_sha, access)?;
 
     let (key, mounted) = prepare_mounted(parts, &Ref::Scratch)?;
-    let result = checkout(&bare, spec, commit_sha, mounted.path(), auth);
+    let result = checkout(&bare, spec, commit_sha, mounted.path(), access);
     match result {
         Ok(()) => commit(parts, key, mounted, "git/"),
         Err(e) => {
@@ -517,7 +654,7 @@ fn fetch(
     spec: &GitSpec,
     git_ref: &str,
     commit_sha: &str,
-    auth: Option<&GitAuth>,
+    access: &Access,
 ) -> Result<()> {
     let mut cmd = git();
     cmd.arg("--git-dir")
@@ -534,7 +671,7 @@ fn fetch(
     }
     // A fetch killed earlier may have left its lock.
     let _ = std::fs::remove_file(bare.join("shallow.lock"));
-    let mut cmd = git_remote(auth);
+    let mut cmd = git_remote(access);
     cmd.arg("--git-dir").arg(bare).arg("fetch");
     if is_commit_sha(git_ref) {
         if bare.join("shallow").exists() {
@@ -551,7 +688,7 @@ fn fetch(
         cmd,
         &format!("failed to fetch remote {}", redacted(&spec.remote)),
         spec,
-        auth,
+        access,
     )?;
     let mut cmd = git();
     cmd.arg("--git-dir")
@@ -574,7 +711,7 @@ fn checkout(
     spec: &GitSpec,
     commit_sha: &str,
     dest: &Path,
-    auth: Option<&GitAuth>,
+    access: &Access,
 ) -> Result<()> {
     let what = format!("failed to checkout remote {}", redacted(&spec.remote));
     let subdir = spec.clean_subdir();
@@ -681,7 +818,7 @@ fn checkout(
         bare.to_path_buf()
     };
     if !spec.skip_submodules && dest.join(".gitmodules").exists() {
-        let mut cmd = git_remote(auth);
+        let mut cmd = git_remote(access);
         cmd.arg("--git-dir")
             .arg(&git_dir)
             .arg("--work-tree")
@@ -692,7 +829,7 @@ fn checkout(
             cmd,
             &format!("failed to update submodules for {}", redacted(&spec.remote)),
             spec,
-            auth,
+            access,
         )?;
     }
     standard_umask(dest)
@@ -932,6 +1069,298 @@ mod tests {
                 "none",
             ),
         ]);
+    }
+
+    #[test]
+    fn ssh_commands() {
+        let cases = [
+            (
+                None,
+                "ssh -F /dev/null -o BatchMode=yes -o IdentityFile=none \
+                 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            ),
+            (
+                Some("/var/lib/kiln/session/known-hosts-1"),
+                "ssh -F /dev/null -o BatchMode=yes -o IdentityFile=none \
+                 -o StrictHostKeyChecking=yes -o UserKnownHostsFile='/var/lib/kiln/session/known-hosts-1'",
+            ),
+            (
+                Some("/state dir/it's"),
+                "ssh -F /dev/null -o BatchMode=yes -o IdentityFile=none \
+                 -o StrictHostKeyChecking=yes -o UserKnownHostsFile='/state dir/it'\\''s'",
+            ),
+        ];
+        let failures: Vec<String> = cases
+            .iter()
+            .filter_map(|(file, want)| {
+                let got = ssh_command(file.map(Path::new));
+                (got != *want).then(|| format!("{file:?}: got {got:?}, want {want:?}"))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn ssh_attributes() {
+        let attrs: BTreeMap<String, String> = [
+            ("git.fullurl", "git@host:repo.git"),
+            ("git.mountsshsock", "deploy"),
+            ("git.knownsshhosts", "host ssh-ed25519 AAAA"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let spec = GitSpec::parse("host/repo.git", &attrs).expect("spec");
+        assert_eq!(spec.mount_ssh_sock.as_deref(), Some("deploy"));
+        assert_eq!(
+            spec.known_ssh_hosts.as_deref(),
+            Some("host ssh-ed25519 AAAA")
+        );
+        // An empty attribute asks for nothing, as in BuildKit.
+        let empty: BTreeMap<String, String> = [("git.mountsshsock", ""), ("git.knownsshhosts", "")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let spec = GitSpec::parse("host/repo.git", &empty).expect("spec");
+        assert_eq!((spec.mount_ssh_sock, spec.known_ssh_hosts), (None, None));
+    }
+
+    /// Generates an ed25519 key pair at `path`; returns the public key line.
+    fn keygen(path: &Path) -> String {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "kiln", "-f"])
+            .arg(path)
+            .output()
+            .expect("ssh-keygen (Debian package openssh-client) must be installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(path.with_extension("pub"))
+            .expect("public key")
+            .trim()
+            .to_string()
+    }
+
+    /// A real OpenSSH server on 127.0.0.1 serving `repo.git` (branch `main`) to `client_key`;
+    /// killed on drop.
+    struct Sshd {
+        dir: tempfile::TempDir,
+        port: u16,
+        child: std::process::Child,
+        host_key: String,
+        client_key: PathBuf,
+    }
+
+    impl Sshd {
+        fn start() -> Sshd {
+            const SSHD: &str = "/usr/sbin/sshd";
+            assert!(
+                Path::new(SSHD).exists(),
+                "{SSHD} is missing: install the Debian package openssh-server (scripts/prereqs.sh)"
+            );
+            let dir = tempfile::tempdir().expect("temp dir");
+            let d = dir.path();
+            let host_key = keygen(&d.join("host_key"));
+            let client_key = d.join("client_key");
+            let client_pub = keygen(&client_key);
+            std::fs::write(d.join("authorized_keys"), client_pub).expect("keys");
+            let work = d.join("work");
+            std::fs::create_dir(&work).expect("work");
+            std::fs::write(work.join("f"), "x").expect("file");
+            for args in [
+                &["init", "-q", "-b", "main"][..],
+                &["add", "f"],
+                &[
+                    "-c",
+                    "user.name=k",
+                    "-c",
+                    "user.email=k@k",
+                    "commit",
+                    "-qm",
+                    "one",
+                ],
+            ] {
+                let mut cmd = Command::new("git");
+                cmd.arg("-C").arg(&work).args(args);
+                run(cmd, "git").expect("git");
+            }
+            let mut cmd = Command::new("git");
+            cmd.args(["clone", "-q", "--bare", "--"])
+                .arg(&work)
+                .arg(d.join("repo.git"));
+            run(cmd, "git clone").expect("git clone");
+            std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let config = d.join("sshd_config");
+            std::fs::write(
+                &config,
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                     PidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n",
+                    d.join("host_key").display(),
+                    d.join("authorized_keys").display()
+                ),
+            )
+            .expect("config");
+            let child = Command::new(SSHD)
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start sshd");
+            let mut sshd = Sshd {
+                dir,
+                port,
+                child,
+                host_key,
+                client_key,
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(matches!(sshd.child.try_wait(), Ok(None)), "sshd exited");
+                assert!(std::time::Instant::now() < deadline, "sshd did not listen");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            sshd
+        }
+    }
+
+    impl Drop for Sshd {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Resolves `main` of the server's repository with the source's SSH attributes
+    /// (`git.mountsshsock`, `git.knownsshhosts`) and the build's agents: `ok` or the error.
+    async fn resolve_over_ssh(
+        root: &Path,
+        url: &str,
+        attrs: &[(&str, &str)],
+        agents: &SshAgents,
+    ) -> String {
+        let mut all = vec![("git.fullurl", url)];
+        all.extend_from_slice(attrs);
+        let attrs: BTreeMap<String, String> = all
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let spec = match GitSpec::parse("127.0.0.1/repo.git#main", &attrs) {
+            Ok(s) => s,
+            Err(e) => return format!("error: {e}"),
+        };
+        let (access, guard) = match open_access(root, &spec, agents, None) {
+            Ok(a) => a,
+            Err(e) => return format!("error: {e}"),
+        };
+        let resolved = tokio::task::spawn_blocking(move || resolve_ref(&spec, &access))
+            .await
+            .expect("join");
+        drop(guard);
+        match resolved {
+            Ok((r, c)) if r == "main" && is_commit_sha(&c) => "ok".to_string(),
+            Ok(other) => format!("unexpected {other:?}"),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    /// A name, the source's SSH attributes, the build's agents, and what the result contains.
+    type SshCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a SshAgents, String);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ssh_remotes_use_the_agent_and_known_hosts() {
+        use crate::session::SshSpec;
+        let sshd = Sshd::start();
+        let root = tempfile::tempdir().expect("root");
+        std::fs::create_dir(session_dir(root.path())).expect("session dir");
+        let url = format!(
+            "ssh://root@127.0.0.1:{}{}",
+            sshd.port,
+            sshd.dir.path().join("repo.git").display()
+        );
+        let agents = |id: &str| {
+            SshAgents::new(
+                &[SshSpec {
+                    id: id.to_string(),
+                    paths: vec![sshd.client_key.clone()],
+                }],
+                None,
+            )
+            .expect("agents")
+        };
+        let with_key = agents("default");
+        let other_id = agents("deploy");
+        let none = SshAgents::default();
+        let wrong_host_key = keygen(&sshd.dir.path().join("other_host_key"));
+        let known = |key: &str| format!("[127.0.0.1]:{} {key}\n", sshd.port);
+        let good = known(&sshd.host_key);
+        let bad = known(&wrong_host_key);
+        let sock = ("git.mountsshsock", "default");
+        let cases: Vec<SshCase> = vec![
+            (
+                "agent, any host key",
+                vec![sock],
+                &with_key,
+                "ok".to_string(),
+            ),
+            (
+                "agent, known host",
+                vec![sock, ("git.knownsshhosts", &good)],
+                &with_key,
+                "ok".to_string(),
+            ),
+            (
+                "agent, another host key",
+                vec![sock, ("git.knownsshhosts", &bad)],
+                &with_key,
+                "Host key verification failed".to_string(),
+            ),
+            (
+                "no socket asked for",
+                vec![],
+                &with_key,
+                "Permission denied (publickey".to_string(),
+            ),
+            (
+                "no agent",
+                vec![sock],
+                &none,
+                format!(
+                    "error: failed to fetch remote {url}: no SSH key \"default\" forwarded from the client"
+                ),
+            ),
+            (
+                "another agent",
+                vec![sock],
+                &other_id,
+                format!("error: failed to fetch remote {url}: unset ssh forward key default"),
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (name, attrs, agents, want) in &cases {
+            let got = resolve_over_ssh(root.path(), &url, attrs, agents).await;
+            if !got.contains(want.as_str()) {
+                failures.push(format!("{name}: got {got:?}, want {want:?}"));
+            }
+        }
+        // Nothing is left in the session directory: sockets and known hosts files are removed.
+        let left: Vec<_> = std::fs::read_dir(session_dir(root.path()))
+            .expect("session dir")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        if !left.is_empty() {
+            failures.push(format!("left in the session directory: {left:?}"));
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]

@@ -201,6 +201,19 @@ impl SshAgents {
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.agents.keys().map(String::as_str)
     }
+
+    /// The agent of `id`, or BuildKit's error naming the id: `no SSH key "ID" forwarded from
+    /// the client` when the build forwards no agent at all, `unset ssh forward key ID` when it
+    /// forwards others.
+    pub(crate) fn agent(&self, id: &str) -> Result<&Arc<Agent>> {
+        self.agents.get(id).ok_or_else(|| {
+            if self.agents.is_empty() {
+                Error::Invalid(format!("no SSH key {id:?} forwarded from the client"))
+            } else {
+                Error::Invalid(format!("unset ssh forward key {id}"))
+            }
+        })
+    }
 }
 
 /// The entitlements a build was granted (`--allow`). The embedded builder is its own daemon
@@ -388,7 +401,15 @@ pub(crate) struct SshProxy {
 }
 
 impl SshProxy {
-    fn start(parent: &Path, agent: Arc<Agent>, uid: u32, gid: u32, mode: u32) -> Result<SshProxy> {
+    /// Listens on a new socket (owner `uid`:`gid`, `mode`) in a private directory under
+    /// `parent`. Must run within the tokio runtime.
+    pub(crate) fn start(
+        parent: &Path,
+        agent: Arc<Agent>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<SshProxy> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = parent.join(unique_id("ssh-"));
         std::fs::DirBuilder::new()
@@ -412,6 +433,11 @@ impl SshProxy {
             }
         });
         Ok(SshProxy { dir, socket, task })
+    }
+
+    /// The socket where the agent answers.
+    pub(crate) fn socket(&self) -> &Path {
+        &self.socket
     }
 }
 

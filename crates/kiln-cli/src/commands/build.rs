@@ -15,6 +15,7 @@ use kiln_worker::{LocalDir, Worker, WorkerOptions};
 
 use crate::cli::BuildArgs;
 use crate::exit::{Rendered, UsageError};
+use crate::metadata::MetadataLoads;
 use crate::outputs::{Output, parse_output};
 use crate::source_context;
 
@@ -73,7 +74,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         &args.context,
         args.definition.file.as_deref(),
         &args.root.clone().unwrap_or_else(default_root),
-        &crate::build_flags::secrets(args)?,
+        &crate::build_flags::context_session(args)?,
     )?;
     let context_dir = prepared.dir.clone();
     let source = prepared.source.clone();
@@ -324,14 +325,11 @@ async fn run(
         });
     }
 
+    let loads = MetadataLoads::new(Arc::clone(&sink));
     let resolver = RegistryResolver {
         registry,
-        sink: Arc::clone(&sink),
-        resolved: Arc::default(),
-        layouts: crate::oci_layout::LayoutResolver::new(
-            session.oci_layouts.clone(),
-            Arc::clone(&sink),
-        ),
+        loads: loads.clone(),
+        layouts: crate::oci_layout::LayoutResolver::new(session.oci_layouts.clone(), loads),
     };
     let converted = kiln_frontend_dockerfile::convert(source, opts, &resolver)
         .await
@@ -426,14 +424,8 @@ fn internal_step(
 /// `[internal] load metadata for REF`.
 struct RegistryResolver {
     registry: Arc<dyn kiln_registry::Registry>,
-    sink: Arc<dyn ProgressSink>,
     /// Each reference is looked up once per build, whatever the number of stages using it.
-    #[allow(clippy::type_complexity)]
-    resolved: Arc<
-        std::sync::Mutex<
-            BTreeMap<(String, String), Arc<tokio::sync::OnceCell<Result<ResolvedImage, String>>>>,
-        >,
-    >,
+    loads: MetadataLoads,
     /// The images of `oci-layout://` named contexts, read from the layouts the build borrows.
     layouts: crate::oci_layout::LayoutResolver,
 }
@@ -456,52 +448,26 @@ impl ImageResolver for RegistryResolver {
         _mode: kiln_llb::ResolveMode,
     ) -> impl Future<Output = Result<ResolvedImage, ResolveError>> + Send {
         let registry = Arc::clone(&self.registry);
-        let sink = Arc::clone(&self.sink);
+        let loads = self.loads.clone();
         let reference = reference.to_string();
         let platform = platform.clone();
-        let cache = Arc::clone(&self.resolved);
         async move {
-            let key = (reference.clone(), platform.format_all());
-            let cell = {
-                let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-                Arc::clone(map.entry(key).or_default())
-            };
-            let result = cell
-                .get_or_init(|| async {
-                    let id = format!("[internal] load metadata for {reference}");
-                    sink.send(Event::Vertex {
-                        id: id.clone(),
-                        name: id.clone(),
-                        inputs: Vec::new(),
-                    });
-                    sink.send(Event::Started {
-                        id: id.clone(),
-                        at: SystemTime::now(),
-                    });
-                    let result = async {
-                        let parsed =
-                            kiln_oci::Reference::parse(&reference).map_err(|e| e.to_string())?;
-                        let resolved = registry
-                            .resolve(&parsed, &platform)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        Ok::<_, String>(ResolvedImage {
-                            reference: resolved.reference.without_tag_or_digest_keep_tag(),
-                            digest: resolved.reference.digest().cloned(),
-                            config: Some(resolved.config),
-                        })
-                    }
-                    .await;
-                    sink.send(Event::Completed {
-                        id,
-                        at: SystemTime::now(),
-                        error: result.as_ref().err().cloned(),
-                    });
-                    result
+            let label = format!("[internal] load metadata for {reference}");
+            loads
+                .load(reference.clone(), &platform, label, || async {
+                    let parsed =
+                        kiln_oci::Reference::parse(&reference).map_err(|e| e.to_string())?;
+                    let resolved = registry
+                        .resolve(&parsed, &platform)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(ResolvedImage {
+                        reference: resolved.reference.without_tag_or_digest_keep_tag(),
+                        digest: resolved.reference.digest().cloned(),
+                        config: Some(resolved.config),
+                    })
                 })
                 .await
-                .clone();
-            result.map_err(|message| ResolveError { message })
         }
     }
 }
