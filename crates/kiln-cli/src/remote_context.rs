@@ -318,6 +318,16 @@ fn solve_to(
 mod tests {
     use super::*;
 
+    /// Fails with every case where `classify` disagrees with the expected answer.
+    fn check(classify: fn(&str) -> bool, cases: &[(&str, bool)]) {
+        let failures: Vec<String> = cases
+            .iter()
+            .filter(|(c, want)| classify(c) != *want)
+            .map(|(c, want)| format!("{c:?}: want {want}"))
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
     #[test]
     fn git_contexts() {
         let cases = [
@@ -331,12 +341,7 @@ mod tests {
             ("-", false),
             ("github.com/moby/buildkit", false),
         ];
-        let failures: Vec<String> = cases
-            .iter()
-            .filter(|(c, want)| is_git_context(c) != *want)
-            .map(|(c, want)| format!("{c:?}: want {want}"))
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        check(is_git_context, &cases);
     }
 
     #[test]
@@ -350,12 +355,7 @@ mod tests {
             ("https://github.com/moby/buildkit.git", false),
             ("./dir", false),
         ];
-        let failures: Vec<String> = cases
-            .iter()
-            .filter(|(c, want)| is_git_ssh(c) != *want)
-            .map(|(c, want)| format!("{c:?}: want {want}"))
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        check(is_git_ssh, &cases);
     }
 
     #[test]
@@ -367,12 +367,7 @@ mod tests {
             ("ftp://example.com/x", false),
             ("./http://x", false),
         ];
-        let failures: Vec<String> = cases
-            .iter()
-            .filter(|(c, want)| is_http_url(c) != *want)
-            .map(|(c, want)| format!("{c:?}: want {want}"))
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        check(is_http_url, &cases);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{assert_success, git, kiln, state_dir, step_state};
+use common::{assert_success, git, keygen, kiln_build, state_dir, step_state};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -18,19 +18,8 @@ use std::time::{Duration, Instant};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
-/// Generates an ed25519 key pair without passphrase at `path`.
-fn keygen(path: &Path) {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "kiln-test", "-f"])
-        .arg(path)
-        .output()
-        .expect("ssh-keygen (Debian package openssh-client) must be installed");
-    assert!(
-        out.status.success(),
-        "ssh-keygen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+/// `ssh-keygen` arguments for an ed25519 key without passphrase.
+const ED25519: &[&str] = &["-t", "ed25519", "-N", ""];
 
 /// An OpenSSH server on 127.0.0.1 that lets the holder of `client_key` in as root, and the
 /// repository it serves; stopped on drop.
@@ -57,11 +46,9 @@ impl SshServer {
             .tempdir()
             .expect("temp dir");
         let d = dir.path();
-        keygen(&d.join("host_key"));
-        let client_key = d.join("client_key");
-        keygen(&client_key);
-        let other_key = d.join("other_key");
-        keygen(&other_key);
+        keygen(d, "host_key", ED25519);
+        let client_key = keygen(d, "client_key", ED25519);
+        let other_key = keygen(d, "other_key", ED25519);
         std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("keys");
 
         let work = d.join("work");
@@ -151,10 +138,7 @@ impl Drop for SshServer {
 
 /// `kiln build` of `context` with `extra` flags, without the caller's SSH agent.
 fn build(state: &Path, context: &str, extra: &[&str]) -> Output {
-    kiln()
-        .arg("build")
-        .arg("--root")
-        .arg(state)
+    kiln_build(state)
         .args(["--progress", "plain"])
         .args(extra)
         .arg(context)
