@@ -65,6 +65,37 @@ use kiln_gostd::path::{base, clean, join, matches, split_wildcards};
 use kiln_oci::Digest;
 
 pub use encode::VERSION;
+
+/// What an entry of a [`Hasher::tree_manifest`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A FIFO, socket or device.
+    Other,
+}
+
+/// One entry kept below a tree's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    /// The path relative to the root (never empty: the root is not listed).
+    pub path: PathBuf,
+    /// What the entry is.
+    pub kind: EntryKind,
+    /// The digest of the entry itself: type, permissions, owner, size, link target, device
+    /// numbers, extended attributes and, for a file, its content (not a directory's
+    /// children).
+    pub digest: [u8; 32],
+    /// The modification time in nanoseconds since the epoch (not in `digest`: copies keep
+    /// it, digests do not count it).
+    pub mtime_ns: i64,
+    /// Whether the entry has extended attributes that the digest covers.
+    pub has_xattrs: bool,
+}
 pub use error::Error;
 pub use statcache::StatCache;
 
@@ -164,6 +195,44 @@ impl Hasher {
     /// Digest of everything under `root` that `filter` keeps: the cache key of a local
     /// source. The root's own mode and owner do not count (see the crate documentation).
     pub fn tree_digest(&self, root: &Path, filter: &Filter) -> Result<Digest, Error> {
+        let tree = self.filled_tree(root, filter)?;
+        Ok(to_digest(&tree.digest().unwrap_or(EMPTY_CONTENT)))
+    }
+
+    /// [`Hasher::tree_digest`] and, from the same walk, every entry kept below the root with
+    /// what it is (see [`ManifestEntry`]), parents before their children. Comparing two
+    /// manifests of the same directory tells which entries changed, so that a copy of the
+    /// tree can be brought up to date entry by entry.
+    pub fn tree_manifest(
+        &self,
+        root: &Path,
+        filter: &Filter,
+    ) -> Result<(Digest, Vec<ManifestEntry>), Error> {
+        let tree = self.filled_tree(root, filter)?;
+        let digest = to_digest(&tree.digest().unwrap_or(EMPTY_CONTENT));
+        let entries = tree
+            .nodes
+            .iter()
+            .skip(1)
+            .filter(|n| n.kept)
+            .map(|n| ManifestEntry {
+                path: n.rel.clone(),
+                kind: match n.meta.kind {
+                    meta::Kind::File => EntryKind::File,
+                    meta::Kind::Dir => EntryKind::Dir,
+                    meta::Kind::Symlink => EntryKind::Symlink,
+                    _ => EntryKind::Other,
+                },
+                digest: encode::entry_digest(&n.meta, n.content.as_ref()),
+                mtime_ns: n.meta.key.mtime_ns,
+                has_xattrs: !n.meta.xattrs.is_empty(),
+            })
+            .collect();
+        Ok((digest, entries))
+    }
+
+    /// The tree under `root` that `filter` keeps, with every file's content sum.
+    fn filled_tree(&self, root: &Path, filter: &Filter) -> Result<Tree, Error> {
         let started = now_ns();
         let root = canonical_root(root)?;
         let mut includes = filter.includes.clone();
@@ -182,7 +251,7 @@ impl Hasher {
         let mut trees = [tree];
         self.fill(&mut trees, started)?;
         let [tree] = trees;
-        Ok(to_digest(&tree.digest().unwrap_or(EMPTY_CONTENT)))
+        Ok(tree)
     }
 
     /// Digest of what a `COPY` or bind mount of `selector` inside `root` reads (BuildKit's

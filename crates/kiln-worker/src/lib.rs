@@ -51,6 +51,7 @@ mod checksums;
 mod error;
 mod git;
 mod http;
+mod localsync;
 mod lock;
 mod mounts;
 mod ocilayout;
@@ -104,6 +105,8 @@ pub(crate) struct Parts {
     pub view_hasher: kiln_contenthash::Hasher,
     /// The checksums already computed in committed snapshots.
     pub checksums: checksums::ChecksumMemo,
+    /// The last copy of each local directory, for incremental copies.
+    pub locals: localsync::LocalRecords,
     /// Where snapshots are mounted while ops run.
     pub mount_dir: PathBuf,
     /// The cache mounts (`RUN --mount=type=cache`): their directories and who holds them.
@@ -183,6 +186,7 @@ impl Worker {
             hasher,
             view_hasher: kiln_contenthash::Hasher::new(None),
             checksums: checksums::ChecksumMemo::new(Arc::clone(&db)),
+            locals: localsync::LocalRecords::new(Arc::clone(&db)),
             mount_dir,
             cache_mounts: Arc::clone(&cache_mounts),
             root: root.clone(),
@@ -378,10 +382,12 @@ impl Worker {
             };
             let parts = Arc::clone(&self.parts);
             let path = dir.path.clone();
-            let content =
-                tokio::task::spawn_blocking(move || parts.hasher.tree_digest(&path, &filter))
+            let (content, manifest) =
+                tokio::task::spawn_blocking(move || parts.hasher.tree_manifest(&path, &filter))
                     .await
                     .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))??;
+            let record =
+                localsync::record_key(&dir.path, name, &[&excludes, &includes, &follow_paths]);
             return Ok(Arc::new(ops::LocalSource {
                 parts: Arc::clone(&self.parts),
                 name: name.to_string(),
@@ -390,6 +396,8 @@ impl Worker {
                 includes,
                 follow_paths,
                 content,
+                manifest: Arc::new(manifest),
+                record,
             }));
         }
         if let Some(id) = s.identifier.strip_prefix("git://") {

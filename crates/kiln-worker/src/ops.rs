@@ -275,6 +275,10 @@ pub(crate) struct LocalSource {
     pub includes: Vec<String>,
     pub follow_paths: Vec<String>,
     pub content: Digest,
+    /// What the filtered directory holds, from the same walk as `content`.
+    pub manifest: Arc<Vec<kiln_contenthash::ManifestEntry>>,
+    /// Where the last copy of this directory is recorded ([`crate::localsync`]).
+    pub record: String,
 }
 
 impl Op<Ref> for LocalSource {
@@ -314,16 +318,44 @@ impl Op<Ref> for LocalSource {
             exclude_patterns: self.excludes.clone(),
             ..FileActionCopy::default()
         };
+        let manifest = Arc::clone(&self.manifest);
+        let record = self.record.clone();
         Box::pin(async move {
             blocking(move || {
-                let (key, mounted) = prepare_mounted(&parts, &Ref::Scratch)?;
-                let users = kiln_fileop::PasswdLookup::new(mounted.path());
-                if let Err(e) = kiln_fileop::copy(&dir, mounted.path(), &copy, &users) {
+                // On top of the last copy of the directory, writing only what changed; else
+                // a full copy.
+                let last = parts.locals.get(&record)?.filter(|last| {
+                    parts
+                        .snapshots
+                        .stat(&last.snapshot)
+                        .is_ok_and(|i| i.kind == kiln_snapshot::Kind::Committed)
+                });
+                let incremental = last.and_then(|last| {
+                    crate::localsync::plan(&last.manifest, &manifest)
+                        .map(|changes| (Ref::Snapshot(last.snapshot.into()), changes))
+                });
+                let (parent, changes) = match incremental {
+                    Some((parent, changes)) => (parent, Some(changes)),
+                    None => (Ref::Scratch, None),
+                };
+                let (key, mounted) = prepare_mounted(&parts, &parent)?;
+                let written = match &changes {
+                    Some(changes) => crate::localsync::apply(changes, &dir, mounted.path()),
+                    None => {
+                        let users = kiln_fileop::PasswdLookup::new(mounted.path());
+                        kiln_fileop::copy(&dir, mounted.path(), &copy, &users).map_err(Error::from)
+                    }
+                };
+                if let Err(e) = written {
                     drop(mounted);
                     let _ = parts.snapshots.remove(&key);
-                    return Err(e.into());
+                    return Err(e);
                 }
-                commit(&parts, key, mounted, "local/")
+                let result = commit(&parts, key, mounted, "local/")?;
+                if let Some(name) = result.snapshot() {
+                    parts.locals.put(&record, name, &manifest)?;
+                }
+                Ok(result)
             })
             .await
             .map(|r| vec![r])
