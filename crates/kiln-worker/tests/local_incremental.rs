@@ -4,15 +4,15 @@
 //! modification times), and the later copies must really be incremental (a parent snapshot,
 //! a small size).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use kiln_llb::builder::{LocalOpts, MarshalOpts, State};
 use kiln_testkit::FileTree;
-use kiln_worker::{Filter, LocalDir, RecordType, StateLock, Worker, WorkerOptions};
+use kiln_worker::{Filter, RecordType, Worker};
 
 /// A small deterministic generator (xorshift64*), so that a failure replays exactly.
 struct Rng(u64);
@@ -178,26 +178,9 @@ fn differences(got: &FileTree, want: &FileTree) -> Vec<String> {
 
 #[tokio::test]
 async fn incremental_copies_equal_full_copies() {
-    std::fs::create_dir_all("/var/tmp/kiln-tests").expect("mkdir /var/tmp/kiln-tests");
-    let state = tempfile::Builder::new()
-        .prefix("worker-incremental-")
-        .tempdir_in("/var/tmp/kiln-tests")
-        .expect("state dir");
-    let _lock = StateLock::acquire(state.path(), |_| {}).expect("lock");
-    let registry = kiln_registry::RegistryClient::new(kiln_registry::RegistryConfig::default())
-        .expect("registry client");
-    let worker = Worker::open(WorkerOptions {
-        root: state.path().to_path_buf(),
-        registry: Arc::new(registry),
-        platform: kiln_oci::Platform::host(),
-        snapshotter: kiln_snapshot::DriverChoice::Auto,
-        concurrency: 1,
-    })
-    .await
-    .expect("open worker");
-    let def = State::local("context", LocalOpts::default())
-        .marshal(&MarshalOpts::default())
-        .expect("marshal");
+    let (_state, _lock, worker) = common::open_worker("worker-incremental-").await;
+    let unused = tempfile::tempdir().expect("dir");
+    let (def, _) = common::local_context(unused.path());
     for seed in [
         0x6b69_6c6e_2d73_796e_u64,
         0x1234_5678_9abc_def1,
@@ -246,13 +229,7 @@ async fn edit_and_compare(worker: &Worker, def: &kiln_llb::Definition, seed: u64
         std::fs::write(context.path().join(format!("top{f}")), rng.bytes()).expect("write");
     }
 
-    let mut locals = BTreeMap::new();
-    locals.insert(
-        "context".to_string(),
-        LocalDir {
-            path: context.path().to_path_buf(),
-        },
-    );
+    let (_, locals) = common::local_context(context.path());
     let out = tempfile::tempdir().expect("out");
     let mut history = Vec::new();
     let mut failures = Vec::new();

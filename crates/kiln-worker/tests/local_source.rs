@@ -2,14 +2,14 @@
 //! root, whoever owns it on the client, with its permission bits (setuid, setgid included)
 //! unchanged. Found by the parity test with the Docker engine (`kiln-cli/tests/parity.rs`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use kiln_llb::builder::{LocalOpts, MarshalOpts, State};
 use kiln_testkit::{FileTree, NodeKind};
-use kiln_worker::{LocalDir, StateLock, Worker, WorkerOptions};
 
 /// A context entry: its path, whether it is a directory, its mode and its owner.
 struct Entry {
@@ -40,36 +40,10 @@ fn write_context(dir: &Path, entries: &[Entry]) {
 
 /// Runs the local source alone on a fresh worker and compares its result with `expected`.
 async fn check(entries: &[Entry], expected: &Expected) {
-    std::fs::create_dir_all("/var/tmp/kiln-tests").expect("mkdir /var/tmp/kiln-tests");
-    let state = tempfile::Builder::new()
-        .prefix("worker-local-")
-        .tempdir_in("/var/tmp/kiln-tests")
-        .expect("state dir");
     let context = tempfile::tempdir().expect("context");
     write_context(context.path(), entries);
-
-    let _lock = StateLock::acquire(state.path(), |_| {}).expect("lock");
-    let registry = kiln_registry::RegistryClient::new(kiln_registry::RegistryConfig::default())
-        .expect("registry client");
-    let worker = Worker::open(WorkerOptions {
-        root: state.path().to_path_buf(),
-        registry: Arc::new(registry),
-        platform: kiln_oci::Platform::host(),
-        snapshotter: kiln_snapshot::DriverChoice::Auto,
-        concurrency: 1,
-    })
-    .await
-    .expect("open worker");
-    let def = State::local("context", LocalOpts::default())
-        .marshal(&MarshalOpts::default())
-        .expect("marshal");
-    let mut locals = BTreeMap::new();
-    locals.insert(
-        "context".to_string(),
-        LocalDir {
-            path: context.path().to_path_buf(),
-        },
-    );
+    let (_state, _lock, worker) = common::open_worker("worker-local-").await;
+    let (def, locals) = common::local_context(context.path());
     let result = worker
         .solve(&def, &locals, Arc::new(kiln_progress::Discard))
         .await
