@@ -13,8 +13,9 @@
 //!
 //! The result is the same tree as a full copy (a property test compares the two after random
 //! edits). Anything unusual falls back to the full copy: no earlier snapshot, entries that are
-//! neither files, directories nor symlinks, extended attributes, or more than half of the
-//! entries changed (a new layer would then hold nearly everything anyway).
+//! neither files, directories nor symlinks, extended attributes, more than half of the entries
+//! changed (a new layer would then hold nearly everything anyway), or a copy already
+//! [`MAX_LAYERS`] layers deep.
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::unix::ffi::OsStrExt as _;
@@ -27,6 +28,10 @@ use kiln_llb::ops::{ChownOpt, FileActionCopy, UserOpt};
 use redb::{ReadableDatabase, TableDefinition};
 
 use crate::error::{Error, Result};
+
+/// The most layers a local directory's copy stacks: the next change is a full copy again, so
+/// that reading the copy never goes through a long overlay chain.
+pub(crate) const MAX_LAYERS: usize = 16;
 
 /// `local source key` → the last snapshot made for it and its manifest (see [`encode`]).
 const LOCALS: TableDefinition<&str, &[u8]> = TableDefinition::new("kiln.worker.v1.locals");

@@ -329,6 +329,7 @@ impl Op<Ref> for LocalSource {
                         .snapshots
                         .stat(&last.snapshot)
                         .is_ok_and(|i| i.kind == kiln_snapshot::Kind::Committed)
+                        && chain_depth(&parts, &last.snapshot) < crate::localsync::MAX_LAYERS
                 });
                 let incremental = last.and_then(|last| {
                     crate::localsync::plan(&last.manifest, &manifest)
@@ -362,6 +363,21 @@ impl Op<Ref> for LocalSource {
             .map_err(boxed)
         })
     }
+}
+
+/// How many snapshots `name`'s chain holds (itself included), counted up to
+/// [`crate::localsync::MAX_LAYERS`].
+fn chain_depth(parts: &Parts, name: &str) -> usize {
+    let mut depth = 0;
+    let mut next = Some(name.to_string());
+    while let Some(n) = next {
+        depth += 1;
+        if depth >= crate::localsync::MAX_LAYERS {
+            break;
+        }
+        next = parts.snapshots.stat(&n).ok().and_then(|i| i.parent);
+    }
+    depth
 }
 
 // ---------------------------------------------------------------------------------------------
