@@ -4,12 +4,12 @@
 set -euo pipefail
 
 # Debian packages the build and the tests use: a C compiler for a few -sys crates; OCI runtimes
-# for RUN steps; a real registry, busybox-static (test base images), skopeo and umoci (to check
-# outputs with tools kiln did not write), the archivers and git that ADD and contexts use, and
-# the Docker engine (docker.io: dockerd with its BuildKit, containerd, Debian's docker CLI) that
-# the parity tests compare kiln's results with.
+# for RUN steps; a real registry, busybox-static (test base images), skopeo, umoci and
+# oci-image-tool (to check outputs with tools kiln did not write), the archivers and git that ADD
+# and contexts use, and the Docker engine (docker.io: dockerd with its BuildKit, containerd,
+# Debian's docker CLI) that the parity tests compare kiln's results with.
 APT_PACKAGES=(gcc pkg-config ca-certificates runc crun docker-registry busybox-static skopeo umoci
-  xz-utils bzip2 zstd git openssh-client openssh-server docker.io)
+  xz-utils bzip2 zstd git openssh-client openssh-server docker.io oci-image-tool)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

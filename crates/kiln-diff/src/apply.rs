@@ -227,44 +227,6 @@ fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
     }
 }
 
-/// Go's `parseNumeric`: base-256 when the high bit of the first byte is set, otherwise octal
-/// with leading and trailing NULs and spaces ignored (an empty field is 0).
-fn parse_numeric(b: &[u8]) -> Option<i64> {
-    if let Some(&first) = b.first()
-        && first & 0x80 != 0
-    {
-        let inv: u8 = if first & 0x40 != 0 { 0xff } else { 0 };
-        let mut x: u64 = 0;
-        for (i, &c) in b.iter().enumerate() {
-            let mut c = c ^ inv;
-            if i == 0 {
-                c &= 0x7f;
-            }
-            if x >> 56 > 0 {
-                return None;
-            }
-            x = (x << 8) | u64::from(c);
-        }
-        if x >> 63 > 0 {
-            return None;
-        }
-        let x = x as i64;
-        return Some(if inv == 0xff { !x } else { x });
-    }
-    let is_pad = |c: &u8| *c == 0 || *c == b' ';
-    let start = b.iter().position(|c| !is_pad(c)).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !is_pad(c)).map_or(start, |e| e + 1);
-    let trimmed = b.get(start..end).unwrap_or_default();
-    let digits = trimmed.split(|&c| c == 0).next().unwrap_or_default();
-    if digits.is_empty() {
-        return Some(0);
-    }
-    let text = std::str::from_utf8(digits).ok()?;
-    u64::from_str_radix(text, 8)
-        .ok()
-        .and_then(|v| i64::try_from(v).ok())
-}
-
 /// containerd's `boundTime`: times before the epoch (or past what a timespec holds in
 /// nanoseconds) become the epoch.
 fn bound_time(t: Timespec) -> Timespec {
@@ -322,7 +284,7 @@ impl<'a> State<'a> {
         };
         let bad = |e: io::Error| Error::Tar(e);
         let field = |b: &[u8], what: &str| {
-            parse_numeric(b).ok_or_else(|| {
+            crate::gotar::parse_numeric(b).ok_or_else(|| {
                 bad(io::Error::other(format!(
                     "invalid {what} field in the header of {:?}",
                     show(name)

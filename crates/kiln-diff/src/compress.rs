@@ -1,6 +1,7 @@
 //! Layer compression: detection from magic bytes, decompression, and compression that yields
 //! both digests of a layer in one pass.
 
+use std::collections::BTreeMap;
 use std::io::{self, Cursor, Read, Write};
 
 use kiln_oci::Digest;
@@ -45,6 +46,12 @@ pub enum Compression {
         /// The zstd level; 0 means zstd's default (3).
         level: i32,
     },
+    /// eStargz (a seekable gzip, [`crate::compress_estargz`]) at gzip `level`, with
+    /// BuildKit's defaults otherwise.
+    Estargz {
+        /// The deflate level, 0 to 9.
+        level: u32,
+    },
 }
 
 impl Compression {
@@ -54,6 +61,7 @@ impl Compression {
             Compression::Uncompressed => CompressionKind::Uncompressed,
             Compression::Gzip { .. } => CompressionKind::Gzip,
             Compression::Zstd { .. } => CompressionKind::Zstd,
+            Compression::Estargz { .. } => CompressionKind::Gzip,
         }
     }
 }
@@ -69,6 +77,9 @@ pub struct Compressed {
     pub diff_id: Digest,
     /// The size of the uncompressed tar in bytes.
     pub uncompressed_size: u64,
+    /// Annotations the layer's descriptor carries (eStargz's TOC digest and uncompressed
+    /// size; empty for the other compressions).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// What the first bytes of a blob say about its compression.
@@ -160,6 +171,23 @@ pub fn compress<R: Read, W: Write>(
     writer: W,
     compression: Compression,
 ) -> Result<Compressed> {
+    if let Compression::Estargz { level } = compression {
+        let made = crate::compress_estargz(
+            reader,
+            writer,
+            &crate::EstargzOptions {
+                level,
+                ..crate::EstargzOptions::default()
+            },
+        )?;
+        return Ok(Compressed {
+            annotations: made.annotations(),
+            digest: made.digest,
+            size: made.size,
+            diff_id: made.diff_id,
+            uncompressed_size: made.uncompressed_size,
+        });
+    }
     let mut input = HashingReader::new(reader);
     let mut output = HashingWriter::new(writer);
     match compression {
@@ -180,6 +208,8 @@ pub fn compress<R: Read, W: Write>(
             copy(&mut input, &mut encoder)?;
             encoder.finish().map_err(Error::Write)?;
         }
+        // Written above, by its own writer.
+        Compression::Estargz { .. } => {}
     }
     output.flush().map_err(Error::Write)?;
     let (_, diff_id, uncompressed_size) = input.finish();
@@ -189,6 +219,7 @@ pub fn compress<R: Read, W: Write>(
         size,
         diff_id,
         uncompressed_size,
+        annotations: BTreeMap::new(),
     })
 }
 

@@ -15,6 +15,8 @@
 //! * [`compress`] compresses a tar and reports the blob digest and the `diff_id` from one pass;
 //!   [`HashingWriter`], [`HashingReader`] and [`CountingWriter`] are the adapters it is built
 //!   from, public for the exporter.
+//! * [`compress_estargz`] writes a layer tar as an eStargz blob (gzip members per file and
+//!   chunk, a table of contents and a footer) for lazy pulling, reporting its digests in one pass.
 //!
 //! What it deliberately does not know: snapshots, mounts, content stores, media types beyond
 //! the compression suffix, progress reporting. Callers hand it directories and streams, run it
@@ -47,6 +49,7 @@ mod apply;
 mod compress;
 mod diff;
 mod error;
+mod estargz;
 mod fsutil;
 mod gotar;
 mod hash;
@@ -59,5 +62,10 @@ pub use compress::{
 };
 pub use diff::{DiffOpts, DiffStats, write_diff_dirs, write_diff_overlay};
 pub use error::{Error, Result};
+pub use estargz::{
+    DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Estargz, EstargzOptions, FOOTER_SIZE, NO_PREFETCH_LANDMARK,
+    PREFETCH_LANDMARK, TOC_DIGEST_ANNOTATION, TOC_TAR_NAME, UNCOMPRESSED_SIZE_ANNOTATION,
+    compress_estargz,
+};
 pub use fsutil::XattrPolicy;
 pub use hash::{CountingWriter, HashingReader, HashingWriter};

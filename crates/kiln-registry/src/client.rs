@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -39,6 +39,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a registry may stay silent in the middle of a response.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Where Docker looks for the CAs of registries whose certificates the system roots do not
+/// cover: `<dir>/<host[:port]>/*.crt`. The default of [`RegistryConfig::certs_dir`].
+pub const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
+
 /// The `User-Agent` sent when [`RegistryConfig::user_agent`] is empty.
 pub const DEFAULT_USER_AGENT: &str = concat!("kiln/", env!("CARGO_PKG_VERSION"));
 
@@ -54,14 +58,27 @@ pub struct RegistryConfig {
     /// The `User-Agent` header; empty means [`DEFAULT_USER_AGENT`]. A `&'static str` because
     /// oci-client takes one.
     pub user_agent: &'static str,
+    /// Docker's certificates directory: the CAs a registry is trusted with, besides the
+    /// system's roots, are the `*.crt` files of `<certs_dir>/<host[:port]>/` (the registry
+    /// as it is named in references). `None` means [`DOCKER_CERTS_DIR`].
+    ///
+    /// A registry with CAs there is always reached over HTTPS, even on loopback, where
+    /// registries are otherwise plain HTTP: configuring a CA for it says it speaks TLS.
+    /// (BuildKit configures the same per registry in `buildkitd.toml`:
+    /// `[registry."host:port"] ca = ["/path/ca.pem"]`; `kiln` may map that onto this later.)
+    /// Client certificates (`*.cert` with `*.key`, Docker's mutual TLS) are not supported yet.
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// The [`Registry`] implementation that talks to real registries, through oci-client.
 ///
 /// It holds two HTTP clients, one for HTTPS and one for plain HTTP (loopback registries and
-/// those configured as insecure), each with its own token cache. Both are made on first use,
-/// and the system's TLS roots are read once for the two: reading them (a file per
-/// certificate) cost a fully cached build more than the rest of its work. Credentials are
+/// those configured as insecure), each with its own token cache, plus one HTTPS client per
+/// registry that has its own CAs in the certificates directory
+/// ([`RegistryConfig::certs_dir`]). All are made on first use, and the system's TLS roots are
+/// read once for all of them: reading them (a file per certificate) cost a fully cached build
+/// more than the rest of its work. The certificates directory is looked at once per registry,
+/// on first use (one `read_dir` of a directory that usually does not exist). Credentials are
 /// looked up once per registry, on first use, from the Docker config and its credential
 /// helpers.
 pub struct RegistryClient {
@@ -69,6 +86,10 @@ pub struct RegistryClient {
     http: OnceLock<oci_client::Client>,
     /// The system's TLS roots, read on first use.
     roots: OnceLock<Vec<Certificate>>,
+    /// By registry host: its own HTTPS client when it has CAs in the certificates directory,
+    /// `None` when it has none (the shared clients serve it).
+    hosts: Mutex<HashMap<String, Option<oci_client::Client>>>,
+    certs_dir: PathBuf,
     user_agent: &'static str,
     insecure: Vec<String>,
     docker_config_dir: Option<PathBuf>,
@@ -81,6 +102,7 @@ impl std::fmt::Debug for RegistryClient {
         f.debug_struct("RegistryClient")
             .field("insecure", &self.insecure)
             .field("docker_config_dir", &self.docker_config_dir)
+            .field("certs_dir", &self.certs_dir)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +116,10 @@ impl RegistryClient {
             https: OnceLock::new(),
             http: OnceLock::new(),
             roots: OnceLock::new(),
+            hosts: Mutex::new(HashMap::new()),
+            certs_dir: config
+                .certs_dir
+                .unwrap_or_else(|| PathBuf::from(DOCKER_CERTS_DIR)),
             user_agent: if config.user_agent.is_empty() {
                 DEFAULT_USER_AGENT
             } else {
@@ -132,6 +158,23 @@ impl RegistryClient {
         if let Some(client) = cell.get() {
             return Ok(client);
         }
+        let client = self
+            .make_client(protocol, Vec::new())
+            .map_err(|message| RegistryError::Client { message })?;
+        // Two tasks may race to make it: one of the two equivalent clients is kept.
+        let _ = cell.set(client);
+        cell.get().ok_or_else(|| RegistryError::Client {
+            message: "the HTTP client could not be kept".to_owned(),
+        })
+    }
+
+    /// An oci-client client: the system roots plus `extra_roots`, kiln's timeouts and
+    /// `User-Agent`, monolithic blob uploads (one streamed `PUT`, see [`crate::Pusher`]).
+    fn make_client(
+        &self,
+        protocol: ClientProtocol,
+        extra_roots: Vec<Certificate>,
+    ) -> std::result::Result<oci_client::Client, String> {
         let client_config = ClientConfig {
             protocol,
             platform_resolver: None,
@@ -140,28 +183,66 @@ impl RegistryClient {
             user_agent: self.user_agent,
             // Plain-HTTP registries may still redirect blob downloads to HTTPS storage.
             tls_certs_only: self.roots().clone(),
+            extra_root_certificates: extra_roots,
+            use_monolithic_push: true,
             ..ClientConfig::default()
         };
-        let client =
-            oci_client::Client::try_from(client_config).map_err(|e| RegistryError::Client {
-                message: crate::error::error_chain(&e),
-            })?;
-        // Two tasks may race to make it: one of the two equivalent clients is kept.
-        let _ = cell.set(client);
-        cell.get().ok_or_else(|| RegistryError::Client {
-            message: "the HTTP client could not be kept".to_owned(),
-        })
+        oci_client::Client::try_from(client_config).map_err(|e| crate::error::error_chain(&e))
     }
 
-    /// Whether `registry` (`host[:port]`) is reached over plain HTTP.
+    /// The HTTP client for `registry`: its own when it has CAs in the certificates directory
+    /// (made on first use), else the shared one for its protocol.
+    fn registry_client(&self, registry: &str) -> Result<oci_client::Client> {
+        let known = self
+            .hosts
+            .lock()
+            .ok()
+            .and_then(|hosts| hosts.get(registry).cloned());
+        let own = match known {
+            Some(own) => own,
+            None => {
+                let dir = self.certs_dir.join(registry);
+                let cas = registry_cas(&dir).map_err(|message| RegistryError::Tls {
+                    registry: registry.to_owned(),
+                    dir: dir.clone(),
+                    message,
+                })?;
+                let own = if cas.is_empty() {
+                    None
+                } else {
+                    let client =
+                        self.make_client(ClientProtocol::Https, cas)
+                            .map_err(|message| RegistryError::Tls {
+                                registry: registry.to_owned(),
+                                dir: dir.clone(),
+                                message,
+                            })?;
+                    Some(client)
+                };
+                if let Ok(mut hosts) = self.hosts.lock() {
+                    hosts.insert(registry.to_owned(), own.clone());
+                }
+                own
+            }
+        };
+        match own {
+            Some(client) => Ok(client),
+            None => self.client(self.is_plain_http(registry)).cloned(),
+        }
+    }
+
+    /// Whether `registry` (`host[:port]`) is reached over plain HTTP by the rule alone
+    /// (loopback, or configured as insecure). A registry with its own CAs in the certificates
+    /// directory is reached over HTTPS all the same.
     pub fn is_plain_http(&self, registry: &str) -> bool {
         is_plain_http(registry, &self.insecure)
     }
 
     /// The HTTP client for the reference's registry, with its credentials stored in it.
-    async fn client_for(&self, reference: &Reference) -> Result<&oci_client::Client> {
+    /// (Clients are cheap handles on shared connection pools and token caches.)
+    pub(crate) async fn client_for(&self, reference: &Reference) -> Result<oci_client::Client> {
         let registry = reference.domain();
-        let client = self.client(self.is_plain_http(registry))?;
+        let client = self.registry_client(registry)?;
         let known = self.cached_auth(registry);
         let auth = match known {
             Some(auth) => auth,
@@ -289,10 +370,10 @@ impl RegistryClient {
     async fn resolve_inner(&self, reference: &Reference, platform: &Platform) -> Result<Resolved> {
         let reference = reference.clone().with_default_tag();
         let client = self.client_for(&reference).await?;
-        let (bytes, top_digest, document) = self.fetch_document(client, &reference, None).await?;
+        let (bytes, top_digest, document) = self.fetch_document(&client, &reference, None).await?;
         let source = RepositorySource {
             registry: self,
-            client,
+            client: &client,
             repository: reference.clone().without_tag_or_digest(),
         };
         let selected =
@@ -492,9 +573,39 @@ impl Registry for RegistryClient {
     }
 }
 
+/// The CAs in a registry's certificates directory (`*.crt`, PEM, sorted by name); none when
+/// the directory does not exist.
+fn registry_cas(dir: &Path) -> std::result::Result<Vec<Certificate>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("reading the directory: {e}")),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("reading the directory: {e}"))?;
+        let path = entry.path();
+        if path.extension().is_some_and(|ext| ext == "crt") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let data =
+                std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            Ok(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            })
+        })
+        .collect()
+}
+
 /// oci-client's form of a reference: registry, repository, and the digest if there is one,
 /// else the tag.
-fn oci_reference(reference: &Reference) -> oci_client::Reference {
+pub(crate) fn oci_reference(reference: &Reference) -> oci_client::Reference {
     let registry = reference.domain().to_owned();
     let repository = reference.path().to_owned();
     match (reference.digest(), reference.tag()) {

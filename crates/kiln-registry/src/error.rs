@@ -147,6 +147,44 @@ pub enum RegistryError {
         /// What failed.
         message: String,
     },
+    /// The CAs configured for a registry cannot be used.
+    #[error("TLS configuration of registry {registry} in {}: {message}", dir.display())]
+    Tls {
+        /// The registry host.
+        registry: String,
+        /// Its certificates directory.
+        dir: std::path::PathBuf,
+        /// What failed (a file that cannot be read, a certificate that cannot be parsed).
+        message: String,
+    },
+    /// Pushing a blob failed; `cause` says how (refused, network, ...).
+    #[error("pushing blob {digest} to {repository}: {cause}")]
+    PushBlob {
+        /// The repository, with its registry (`127.0.0.1:5000/library/busybox`).
+        repository: String,
+        /// The blob.
+        digest: Digest,
+        /// What failed.
+        cause: Box<RegistryError>,
+    },
+    /// Pushing a manifest or index failed; `cause` says how.
+    #[error("pushing manifest {digest} as {reference}: {cause}")]
+    PushManifest {
+        /// The reference pushed to (`127.0.0.1:5000/library/busybox:latest`).
+        reference: String,
+        /// The manifest's digest.
+        digest: Digest,
+        /// What failed.
+        cause: Box<RegistryError>,
+    },
+    /// The content of a blob to push could not be read.
+    #[error("reading blob {digest} to push: {message}")]
+    ReadBlob {
+        /// The blob.
+        digest: Digest,
+        /// What failed, naming the file when there is one.
+        message: String,
+    },
     /// A blocking task (the credential lookup) panicked or was cancelled.
     #[error("credential lookup for {registry} did not finish: {message}")]
     Task {
@@ -251,7 +289,26 @@ impl Context<'_> {
                 401 | 403 => self.unauthorized(message.trim()),
                 _ => self.server(format!("HTTP {code}: {}", message.trim())),
             },
-            OciDistributionError::RequestError(error) => self.network(error_chain(&error)),
+            // oci-client's `blob_exists` turns an error status into a request error.
+            OciDistributionError::RequestError(error) => match error.status() {
+                Some(status) if status.as_u16() == 404 => self.not_found(),
+                Some(status) if matches!(status.as_u16(), 401 | 403) => {
+                    self.unauthorized(&format!("HTTP {status}"))
+                }
+                // Go's HTTPS servers answer plain HTTP with a 400.
+                Some(status)
+                    if status.as_u16() == 400
+                        && error.url().is_some_and(|url| url.scheme() == "http") =>
+                {
+                    self.server(format!(
+                        "HTTP {status} to plain HTTP: if the registry speaks HTTPS, put its CA \
+                         in the certificates directory (<certs.d>/{}/ca.crt)",
+                        self.registry
+                    ))
+                }
+                Some(status) => self.server(format!("HTTP {status}")),
+                None => self.network(error_chain(&error)),
+            },
             OciDistributionError::IoError(error) => self.network(error_chain(&error)),
             other => self.server(other.to_string()),
         }

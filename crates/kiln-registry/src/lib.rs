@@ -25,17 +25,25 @@
 //! business; layers come back as descriptors), the content store (the caller passes the
 //! writer), and progress display (the caller passes a callback).
 //!
-//! Pushing comes later and fits the same shape: the types here serialize as the OCI JSON they
-//! were read from ([`Manifest`], [`Index`] and [`Descriptor`] are `Serialize`, field order as
-//! Go writes them), and [`Resolved::manifest_bytes`] keeps the exact bytes the digest covers.
-//! Push will add methods to [`Registry`] (blob existence, blob upload from a reader,
-//! cross-repository mount with upload fallback, manifest upload), with oci-client's
-//! `push_blob_stream` behind them.
+//! **Pushing** ([`Pusher`], implemented by [`RegistryClient`]) is a trait of its own, because
+//! sources that cannot be pushed to (an OCI layout store) implement [`Registry`] too. A blob is
+//! checked with `HEAD` first, then mounted from another repository of the same registry when
+//! the caller knows one, else uploaded with one streamed `PUT` (never whole in memory) and
+//! verified against its descriptor while it is sent; manifests and indexes are put last, with
+//! their media type. The types here serialize as the OCI JSON they were read from
+//! ([`Manifest`], [`Index`] and [`Descriptor`] are `Serialize`, field order as Go writes
+//! them), and [`Resolved::manifest_bytes`] keeps the exact bytes the digest covers.
+//!
+//! **TLS**: besides the system's roots, a registry is trusted with the CAs of Docker's
+//! certificates directory (`/etc/docker/certs.d/<host[:port]>/*.crt`, or the directory
+//! [`RegistryConfig::certs_dir`] names); such a registry gets an HTTPS client of its own,
+//! even on loopback.
 
 mod client;
 mod credentials;
 mod error;
 mod manifest;
+mod push;
 mod select;
 mod verify;
 pub use verify::Verifier;
@@ -47,14 +55,15 @@ use std::pin::Pin;
 use kiln_oci::{Digest, Image, Platform, Reference};
 
 pub use client::{
-    DEFAULT_USER_AGENT, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, RegistryClient, RegistryConfig,
-    is_plain_http,
+    DEFAULT_USER_AGENT, DOCKER_CERTS_DIR, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, RegistryClient,
+    RegistryConfig, is_plain_http,
 };
 pub use error::{RegistryError, Result};
 pub use manifest::{
     ACCEPTED_MANIFEST_TYPES, DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor,
     Document, DocumentError, Index, Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, parse_document,
 };
+pub use push::{BlobPushed, BlobSource, CHUNK_SIZE, Pusher};
 pub use select::{MAX_INDEX_DEPTH, ManifestSource, Selected, select_manifest};
 
 /// A boxed future that can cross threads: what the [`Registry`] methods return, so that the

@@ -22,6 +22,7 @@ fn client(config_dir: &Path) -> RegistryClient {
         insecure: Vec::new(),
         docker_config_dir: Some(config_dir.to_owned()),
         user_agent: "kiln-registry-tests",
+        certs_dir: None,
     })
     .unwrap_or_else(|e| panic!("creating the client: {e}"))
 }

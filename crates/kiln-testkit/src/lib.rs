@@ -3,8 +3,11 @@
 //!
 //! - [`TestRegistry`] runs Debian's `docker-registry` (the CNCF distribution server) on
 //!   `127.0.0.1` and a free port, with storage in a temporary directory and a config written
-//!   here; optionally with htpasswd basic authentication. It starts in a few milliseconds and
-//!   is killed on drop.
+//!   here; optionally with htpasswd basic authentication, and optionally over HTTPS with a
+//!   certificate signed by a CA the test makes ([`TestRegistry::start_secure`], [`CaPem`]
+//!   says how a client trusts it). Its access log is readable ([`TestRegistry::requests`]), so
+//!   a test can count what a client asked. It starts in a few milliseconds and is killed on
+//!   drop.
 //! - [`OciImageBuilder`] and [`write_index`] write OCI image layouts (`oci-layout`,
 //!   `index.json`, `blobs/sha256/...`) from layers given as tar entries ([`TarEntry`]) or
 //!   directories, with realistic configs, in OCI or Docker media types, gzip, zstd or
@@ -44,6 +47,7 @@ mod layer;
 mod layout;
 mod push;
 mod registry;
+mod tls;
 mod tree;
 
 pub use busybox::{
@@ -61,5 +65,6 @@ pub use layout::{
     write_index,
 };
 pub use push::{ManifestFormat, PushOptions, PushedImage, SKOPEO, push_layout, push_layout_with};
-pub use registry::{DOCKER_REGISTRY, TestRegistry};
+pub use registry::{DOCKER_REGISTRY, LoggedRequest, TestRegistry};
+pub use tls::{CaPem, ServerCertificates, server_certificates};
 pub use tree::{FileTree, Node, NodeKind};

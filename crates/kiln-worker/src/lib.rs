@@ -7,10 +7,12 @@
 //! content hasher (`kiln-contenthash`). [`Worker::solve`] turns an LLB definition into solver
 //! vertices (one solver op per LLB op kind) and runs them with `kiln-solver`, whose
 //! results are committed snapshots ([`Ref`]). [`Worker::export_local`] and
-//! [`Worker::export_tar`] write a result out.
+//! [`Worker::export_tar`] write a result out; [`Worker::export_image`] assembles it into an
+//! image in the content store (one layer per snapshot of its chain), which `kiln-export`
+//! writes as an OCI layout or a Docker tarball.
 //!
 //! What it deliberately does not know: Dockerfiles (it runs LLB), the command line, terminals
-//! (progress is events), images as outputs (the exporters come later).
+//! (progress is events), image formats on disk (`kiln-export` writes them).
 //!
 //! Sources: images (pulled into the content store, unpacked into snapshots named by chain id;
 //! from a registry, or from an OCI layout the client lends, [`OciLayoutStore`]),
@@ -51,6 +53,7 @@ mod checksums;
 mod error;
 mod git;
 mod http;
+mod image;
 mod localsync;
 mod lock;
 mod mounts;
@@ -73,6 +76,11 @@ use kiln_snapshot::{DriverChoice, Snapshotter};
 use kiln_solver::{Edge, Solver};
 
 pub use error::{Error, Result};
+pub use image::{
+    DOCKER_CONFIG, DOCKER_MANIFEST, ExportStats, ImageExport, ImageOptions, OCI_CONFIG,
+    OCI_MANIFEST,
+};
+pub use kiln_export::ExportedImage;
 pub use kiln_snapshot::Driver;
 pub use lock::StateLock;
 pub use ocilayout::OciLayoutStore;
@@ -469,6 +477,31 @@ impl Worker {
         })
         .await
         .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))?
+    }
+
+    /// Assembles a result into a single-platform image with `config` (whose `rootfs` and
+    /// missing history times are filled in): one layer per snapshot of the result's chain,
+    /// pulled layers reused as they are, the others diffed and compressed into the content
+    /// store, where the config and manifest go too. Exporting the same result again with the
+    /// same options reuses the blobs made the first time.
+    pub async fn export_image(
+        &self,
+        result: &Ref,
+        config: &kiln_oci::Image,
+        opts: &ImageOptions,
+    ) -> Result<ImageExport> {
+        let parts = Arc::clone(&self.parts);
+        let result = result.clone();
+        let config = config.clone();
+        let opts = *opts;
+        tokio::task::spawn_blocking(move || image::export_image(&parts, &result, &config, &opts))
+            .await
+            .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))?
+    }
+
+    /// The content store, where [`Worker::export_image`] leaves an image's blobs.
+    pub fn content(&self) -> &kiln_content::ContentStore {
+        &self.parts.content
     }
 }
 

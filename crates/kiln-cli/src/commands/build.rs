@@ -1,4 +1,5 @@
-//! `kiln build`: a Dockerfile built on the embedded builder, exported as files or a tarball.
+//! `kiln build`: a Dockerfile built on the embedded builder, exported as files, a tarball, or an
+//! image (an OCI layout or a Docker image tarball).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,7 +17,7 @@ use kiln_worker::{LocalDir, Worker, WorkerOptions};
 use crate::cli::BuildArgs;
 use crate::exit::{Rendered, UsageError};
 use crate::metadata::MetadataLoads;
-use crate::outputs::{Output, parse_output};
+use crate::outputs::{ImageFormat, ImageOutput, Output, parse_output};
 use crate::source_context;
 
 /// The default state directory of the embedded builder.
@@ -42,14 +43,27 @@ fn session_id() -> String {
 
 /// `kiln build [OPTIONS] CONTEXT`.
 pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
-    let outputs = args
+    let mut outputs = args
         .outputs
         .iter()
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>, _>>()
         .map_err(UsageError)?;
+    // As buildx does, `-t` names every image output (replacing its `name`).
     if !args.tags.is_empty() {
-        return Err(UsageError("-t/--tag names an image, and kiln cannot export images yet (use -o type=local or type=tar)".to_string()).into());
+        for o in &mut outputs {
+            if let Output::Image(image) = o {
+                image.names = args.tags.clone();
+            }
+        }
+    }
+    for o in &outputs {
+        if let Output::Image(image) = o {
+            for name in &image.names {
+                kiln_export::ImageName::parse(name)
+                    .map_err(|e| UsageError(format!("invalid tag {name:?}: {e}")))?;
+            }
+        }
     }
     if args.platform.len() > 1 || args.platform.iter().any(|p| p.contains(',')) {
         return Err(UsageError(
@@ -57,9 +71,12 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let tar_to_stdout = outputs
-        .iter()
-        .any(|o| matches!(o, Output::Tar { dest: None }));
+    let tar_to_stdout = outputs.iter().any(|o| {
+        matches!(
+            o,
+            Output::Tar { dest: None } | Output::Image(ImageOutput { dest: None, .. })
+        )
+    });
     if tar_to_stdout && std::io::stdout().is_terminal() {
         return Err(UsageError(
             "refusing to write a tarball to a terminal: redirect stdout or use dest=FILE"
@@ -167,7 +184,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     ));
     let summary = printer.finish();
     match result {
-        Ok(()) => write_result_files(args, &opts.session_id),
+        Ok(image) => write_result_files(args, &opts.session_id, image.as_ref()),
         Err(BuildFailure::Dockerfile(e)) => {
             let (start, end) = e.lines.first().map(|l| (l.start, l.end)).unwrap_or((0, 0));
             Err(Rendered(source_context::render(
@@ -197,10 +214,26 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `--metadata-file` and `--iidfile`. With the outputs kiln has today (files, tarballs), a build
-/// makes no image, so, as buildx does for such outputs, the metadata file holds only the build
-/// reference (`buildx.build.ref`, `BUILDER/NODE/REF`) and no image id file is written.
-fn write_result_files(args: &BuildArgs, session: &str) -> anyhow::Result<()> {
+/// What an image output made, for `--metadata-file` and `--iidfile`.
+struct ImageResult {
+    /// The manifest's descriptor, with the annotations the layout's index gives it.
+    descriptor: kiln_registry::Descriptor,
+    /// The config digest (the image id).
+    config: kiln_oci::Digest,
+    /// The full names (`docker.io/library/app:latest`).
+    names: Vec<String>,
+}
+
+/// `--metadata-file` and `--iidfile`. The metadata file holds the build reference
+/// (`buildx.build.ref`, `BUILDER/NODE/REF`) and, when the build made an image, buildx's image
+/// keys (`containerimage.config.digest`, `containerimage.descriptor`, `containerimage.digest`,
+/// `image.name`); the image id file gets the config digest, as buildx writes it for the oci and
+/// docker exporters. Without an image, no image id file is written.
+fn write_result_files(
+    args: &BuildArgs,
+    session: &str,
+    image: Option<&ImageResult>,
+) -> anyhow::Result<()> {
     if let Some(path) = &args.metadata_file {
         let reference = format!("default/default/{}", build_ref(session));
         let mut doc = serde_json::Map::new();
@@ -208,16 +241,41 @@ fn write_result_files(args: &BuildArgs, session: &str) -> anyhow::Result<()> {
             "buildx.build.ref".to_string(),
             serde_json::Value::String(reference),
         );
+        if let Some(image) = image {
+            doc.insert(
+                "containerimage.config.digest".to_string(),
+                serde_json::Value::String(image.config.to_string()),
+            );
+            doc.insert(
+                "containerimage.descriptor".to_string(),
+                serde_json::to_value(&image.descriptor)?,
+            );
+            doc.insert(
+                "containerimage.digest".to_string(),
+                serde_json::Value::String(image.descriptor.digest.to_string()),
+            );
+            if !image.names.is_empty() {
+                doc.insert(
+                    "image.name".to_string(),
+                    serde_json::Value::String(image.names.join(",")),
+                );
+            }
+        }
         let mut bytes = serde_json::to_vec_pretty(&serde_json::Value::Object(doc))?;
         bytes.push(b'\n');
         write_atomically(path, &bytes)?;
     }
     if let Some(path) = &args.iidfile {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "WARNING: no image id written to {}: this build made no image (image outputs are not supported yet)",
-            path.display()
-        );
+        match image {
+            Some(image) => write_atomically(path, image.config.to_string().as_bytes())?,
+            None => {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "WARNING: no image id written to {}: this build made no image (use -o type=oci or type=docker)",
+                    path.display()
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -303,7 +361,7 @@ async fn run(
     session: Arc<kiln_worker::Session>,
     outputs: &[Output],
     sink: Arc<dyn ProgressSink>,
-) -> Result<(), BuildFailure> {
+) -> Result<Option<ImageResult>, BuildFailure> {
     let definition_id = format!("[internal] load build definition from {name}");
     internal_step(&sink, &definition_id, || Ok(()));
 
@@ -345,8 +403,13 @@ async fn run(
         .await
         .map_err(|e| step_failure(&converted.definition, e))?;
 
+    let mut image_result = None;
     for output in outputs {
         match output {
+            Output::Image(out) => {
+                image_result =
+                    Some(export_image(&worker, &result, &converted.image, out, &sink).await?);
+            }
             Output::Local { dest } => {
                 let id = format!("exporting to client directory {}", dest.display());
                 step(&sink, &id, worker.export_local(&result, dest)).await?;
@@ -371,6 +434,150 @@ async fn run(
         });
     }
     crate::commands::prune::gc_after_build(worker.storage(), &result, &sink);
+    Ok(image_result)
+}
+
+/// `-o type=oci|docker`: assembles the image in the worker and writes it as a tarball (to a
+/// file, whole or not at all, or to stdout) or as a layout directory.
+async fn export_image(
+    worker: &Worker,
+    result: &kiln_worker::Ref,
+    config: &kiln_oci::Image,
+    out: &ImageOutput,
+    sink: &Arc<dyn ProgressSink>,
+) -> anyhow::Result<ImageResult> {
+    let id = format!("exporting to {} image format", out.format.name());
+    let (oci, warning) = out.oci_mediatypes();
+    if let Some(message) = warning {
+        sink.send(Event::Warning {
+            id: String::new(),
+            message,
+        });
+    }
+    let opts = kiln_worker::ImageOptions {
+        compression: out.compression,
+        force_compression: out.force_compression,
+        oci_mediatypes: oci,
+    };
+    let names: Vec<kiln_export::ImageName> = out
+        .names
+        .iter()
+        .map(|n| {
+            kiln_export::ImageName::parse(n).map_err(|e| anyhow::anyhow!("invalid name {n:?}: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "org.opencontainers.image.created".to_string(),
+        kiln_export::format_time(SystemTime::now(), false),
+    );
+    let status = |task: String| {
+        sink.send(Event::Status {
+            id: id.clone(),
+            task,
+            current: 0,
+            total: None,
+            completed: true,
+        });
+    };
+    let work = async {
+        let made = worker.export_image(result, config, &opts).await?;
+        status("exporting layers".to_string());
+        for digest in &made.stats.created {
+            status(format!("created layer {digest}"));
+        }
+        status(format!("exporting manifest {}", made.image.manifest.digest));
+        status(format!("exporting config {}", made.image.config.digest));
+        let store = worker.content().clone();
+        let image = made.image.clone();
+        let write_names = names.clone();
+        let write_annotations = annotations.clone();
+        let format = out.format;
+        let dest = out.dest.clone();
+        let tar = out.tar;
+        tokio::task::spawn_blocking(move || {
+            write_image(
+                &store,
+                &image,
+                &write_names,
+                &write_annotations,
+                format,
+                dest.as_deref(),
+                tar,
+            )
+        })
+        .await
+        .context("writing the image")??;
+        status(if out.tar {
+            "sending tarball".to_string()
+        } else {
+            "writing layout".to_string()
+        });
+        anyhow::Ok(made.image)
+    };
+    let image = step(sink, &id, work).await?;
+    let mut descriptor = image.manifest.clone();
+    descriptor.annotations.extend(annotations);
+    Ok(ImageResult {
+        descriptor,
+        config: image.config.digest.clone(),
+        names: names.iter().map(kiln_export::ImageName::full).collect(),
+    })
+}
+
+/// Writes an assembled image where `-o` said (blocking).
+fn write_image(
+    store: &kiln_content::ContentStore,
+    image: &kiln_export::ExportedImage,
+    names: &[kiln_export::ImageName],
+    annotations: &BTreeMap<String, String>,
+    format: ImageFormat,
+    dest: Option<&Path>,
+    tar: bool,
+) -> anyhow::Result<()> {
+    let write = |w: Box<dyn Write>| -> anyhow::Result<Box<dyn Write>> {
+        Ok(match format {
+            ImageFormat::Oci => kiln_export::write_oci_tar(store, image, names, annotations, w)?,
+            ImageFormat::Docker => {
+                kiln_export::write_docker_tar(store, image, names, annotations, w)?
+            }
+        })
+    };
+    match dest {
+        None => {
+            let stdout = std::io::stdout();
+            write(Box::new(std::io::BufWriter::new(stdout.lock())))?.flush()?;
+        }
+        // `tar=false` writes the OCI layout for both exporters (Docker's `manifest.json` only
+        // matters to `docker load`, which reads tarballs).
+        Some(dir) if !tar => kiln_export::write_oci_dir(store, image, names, annotations, dir)?,
+        Some(path) => {
+            let parent = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                anyhow::bail!(
+                    "cannot write {}: directory {} does not exist",
+                    path.display(),
+                    parent.display()
+                );
+            }
+            let tmp = tempfile::NamedTempFile::new_in(parent)
+                .with_context(|| format!("writing {}", path.display()))?;
+            let (file, tmp_path) = tmp.into_parts();
+            let out = write(Box::new(std::io::BufWriter::new(
+                file.try_clone()
+                    .with_context(|| format!("writing {}", path.display()))?,
+            )))?;
+            drop(out);
+            file.sync_all()
+                .with_context(|| format!("syncing {}", path.display()))?;
+            tmp_path
+                .persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
     Ok(())
 }
 

@@ -1,0 +1,162 @@
+//! OCI image layouts: `oci-layout`, `index.json` and `blobs/sha256/<hex>`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use kiln_content::ContentStore;
+use kiln_registry::Descriptor;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::image::{ExportedImage, ImageName};
+use crate::sink::{DirSink, Sink, TarSink};
+
+/// The content of the `oci-layout` file.
+pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// The media type of `index.json`.
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// containerd's annotation with the full image name.
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+/// The OCI annotation with the reference name (the tag).
+const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The mode of blobs and of the layout's JSON files.
+const FILE_MODE: u32 = 0o444;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexDoc<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    manifests: Vec<Descriptor>,
+}
+
+/// The `index.json` of a layout holding `image`: its manifest once per name (annotated with
+/// the full name and the tag, as containerd's archive exporter does), or once without names.
+/// `annotations` are added to every manifest descriptor (BuildKit adds
+/// `org.opencontainers.image.created`).
+pub fn index_json(
+    image: &ExportedImage,
+    names: &[ImageName],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let base = {
+        let mut d = image.manifest.clone();
+        d.annotations.extend(annotations.clone());
+        d
+    };
+    let manifests = if names.is_empty() {
+        vec![base]
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                let mut d = base.clone();
+                d.annotations.insert(CONTAINERD_NAME.to_string(), n.full());
+                d.annotations.insert(OCI_REF_NAME.to_string(), n.ref_name());
+                d
+            })
+            .collect()
+    };
+    serde_json::to_vec(&IndexDoc {
+        schema_version: 2,
+        media_type: OCI_INDEX,
+        manifests,
+    })
+    .map_err(|source| Error::Json {
+        what: "index.json",
+        source,
+    })
+}
+
+/// The name of a blob in a layout (`blobs/sha256/<hex>`).
+pub(crate) fn blob_path(d: &Descriptor) -> Result<String> {
+    if d.digest.algorithm() != "sha256" {
+        return Err(Error::Algorithm(d.digest.clone()));
+    }
+    Ok(format!("blobs/sha256/{}", d.digest.encoded()))
+}
+
+/// Writes the layout's files into `sink` in bytewise name order: `blobs/`, `blobs/sha256/`,
+/// the blobs, then `extra` files (sorted with `index.json` and `oci-layout`).
+pub(crate) fn write_layout(
+    store: &ContentStore,
+    image: &ExportedImage,
+    index: &[u8],
+    extra: &[(&str, &[u8])],
+    sink: &mut dyn Sink,
+) -> Result<()> {
+    sink.dir("blobs/")?;
+    sink.dir("blobs/sha256/")?;
+    let mut blobs: Vec<(String, &Descriptor)> = image
+        .blobs()
+        .into_iter()
+        .map(|d| Ok((blob_path(d)?, d)))
+        .collect::<Result<_>>()?;
+    blobs.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, d) in blobs {
+        if sink.has(&name) {
+            continue;
+        }
+        copy_blob(store, d, &name, sink)?;
+    }
+    let mut files: Vec<(&str, &[u8])> = vec![("index.json", index), ("oci-layout", OCI_LAYOUT)];
+    files.extend_from_slice(extra);
+    files.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, data) in files {
+        let mut r: &[u8] = data;
+        sink.file(name, FILE_MODE, data.len() as u64, &mut r)?;
+    }
+    Ok(())
+}
+
+/// Copies one blob from the store into the sink, checking its size first.
+fn copy_blob(store: &ContentStore, d: &Descriptor, name: &str, sink: &mut dyn Sink) -> Result<()> {
+    let blob_err = |source| Error::Blob {
+        digest: d.digest.clone(),
+        source,
+    };
+    let actual = store.size(&d.digest).map_err(blob_err)?;
+    if actual != d.size {
+        return Err(Error::BlobSize {
+            digest: d.digest.clone(),
+            expected: d.size,
+            actual,
+        });
+    }
+    let file = store.open_blob(&d.digest).map_err(blob_err)?;
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    sink.file(name, FILE_MODE, d.size, &mut reader as &mut dyn Read)
+}
+
+/// Writes `image` as an OCI image layout tarball to `out` and returns `out`.
+pub fn write_oci_tar<W: Write>(
+    store: &ContentStore,
+    image: &ExportedImage,
+    names: &[ImageName],
+    annotations: &BTreeMap<String, String>,
+    out: W,
+) -> Result<W> {
+    let index = index_json(image, names, annotations)?;
+    let mut sink = TarSink::new(out);
+    write_layout(store, image, &index, &[], &mut sink)?;
+    sink.finish()
+}
+
+/// Writes `image` as an OCI image layout directory at `dir` (created when missing). Blobs the
+/// directory already has are kept; `index.json` and `oci-layout` are replaced.
+pub fn write_oci_dir(
+    store: &ContentStore,
+    image: &ExportedImage,
+    names: &[ImageName],
+    annotations: &BTreeMap<String, String>,
+    dir: &Path,
+) -> Result<()> {
+    let index = index_json(image, names, annotations)?;
+    let mut sink = DirSink::new(dir)?;
+    write_layout(store, image, &index, &[], &mut sink)
+}
