@@ -138,6 +138,15 @@ pub struct BuildArgs {
     /// Output destination (format: `type=local,dest=path`).
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
+    /// Add annotation to the image (format: `[TYPE[,TYPE...][\[PLATFORM\]]:]KEY=VALUE`).
+    #[arg(long = "annotation", value_name = "ANNOTATION")]
+    pub annotations: Vec<String>,
+    /// Shorthand for `--output=type=registry`.
+    #[arg(long)]
+    pub push: bool,
+    /// Shorthand for `--output=type=docker`: the image goes into the Docker engine.
+    #[arg(long)]
+    pub load: bool,
     /// Add a custom host-to-IP mapping (format: `host:ip`).
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,

@@ -5,16 +5,20 @@
 //! exit code, in one place ([`exit`]). Libraries never print; everything the user sees is written
 //! here. stdout carries data only (dumps, digests); messages go to stderr.
 
+mod annotations;
 mod build_flags;
 mod cli;
 mod commands;
+mod docker_load;
 mod exit;
+mod export_image;
 mod inputs;
 mod metadata;
 mod oci_layout;
 mod outputs;
 mod remote_context;
 mod source_context;
+mod steps;
 mod tar_context;
 
 use clap::Parser;

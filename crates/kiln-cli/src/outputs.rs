@@ -3,8 +3,8 @@
 //! buildx accepts CSV (`type=local,dest=out`), a bare path as shorthand for a local export
 //! (`-o out`), and `-` for a tarball on stdout. Image tarballs (`type=oci`, `type=docker`)
 //! take BuildKit's image attributes (`name`, `tar`, `compression`, `compression-level`,
-//! `force-compression`, `oci-mediatypes`). The shorthands `--load` and `--push` come later
-//! with the image store and registry exporters.
+//! `force-compression`, `oci-mediatypes`). `type=docker` without `dest` loads the image into
+//! the Docker engine, and `--load` is its shorthand ([`add_load`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +24,8 @@ pub enum Output {
     },
     /// `type=oci|docker,dest=FILE|-`: the image as an OCI layout or Docker tarball.
     Image(ImageOutput),
+    /// `type=image|registry`: the image in kiln's image store, pushed with `push=true`.
+    Store(crate::export_image::StoreOutput),
 }
 
 /// The image tarball formats.
@@ -50,8 +52,11 @@ impl ImageFormat {
 pub struct ImageOutput {
     /// Which format.
     pub format: ImageFormat,
-    /// The file (or directory with `tar=false`), or `None` for stdout.
+    /// The file (or directory with `tar=false`), or `None` for stdout (or the engine, with
+    /// `load`).
     pub dest: Option<PathBuf>,
+    /// `type=docker` without `dest` (or `--load`): the tarball goes into the Docker engine.
+    pub load: bool,
     /// Whether to write a tarball (`tar=true`, the default) or a layout directory.
     pub tar: bool,
     /// The image names (`name=a,b`; `-t` replaces them, as buildx does).
@@ -62,6 +67,8 @@ pub struct ImageOutput {
     pub force_compression: bool,
     /// `oci-mediatypes`: explicit, or `None` for the format's default (`oci`: true).
     pub oci_mediatypes: Option<bool>,
+    /// Annotations, `source-date-epoch`, `rewrite-timestamp`, `buildinfo`, `buildinfo-attrs`.
+    pub content: crate::annotations::ImageContent,
 }
 
 impl ImageOutput {
@@ -89,16 +96,7 @@ impl ImageOutput {
 }
 
 /// Attributes BuildKit's image exporters know that kiln does not implement yet.
-const IMAGE_ATTRS_LATER: &[&str] = &[
-    "annotation",
-    "buildinfo",
-    "buildinfo-attrs",
-    "rewrite-timestamp",
-    "source-date-epoch",
-    "oci-artifact",
-    "attestation-prefix",
-    "context",
-];
+const IMAGE_ATTRS_LATER: &[&str] = &["oci-artifact", "attestation-prefix", "context"];
 
 /// Parses an `oci` or `docker` output's attributes (`type` removed).
 fn parse_image(
@@ -106,10 +104,9 @@ fn parse_image(
     mut attrs: BTreeMap<String, String>,
 ) -> Result<ImageOutput, String> {
     let kind = format.name();
+    let load = format == ImageFormat::Docker && !attrs.contains_key("dest");
     let dest = match attrs.remove("dest").as_deref() {
-        None if format == ImageFormat::Docker => {
-            return Err("type=docker without dest loads the image into the Docker engine, which kiln does not support yet: give dest=FILE".to_string());
-        }
+        None if load => None,
         None => return Err(format!("dest is required for {kind} output")),
         Some("-") => None,
         Some("") => return Err(format!("dest is required for {kind} output")),
@@ -119,11 +116,31 @@ fn parse_image(
         Some(v) => parse_bool("tar", &v)?,
         None => true,
     };
+    if !tar && load {
+        return Err(format!(
+            "tar=false writes a directory: {kind} output needs dest=DIR"
+        ));
+    }
     if !tar && dest.is_none() {
         return Err(format!(
             "tar=false writes a directory: {kind} output needs dest=DIR, not stdout"
         ));
     }
+    let mut out = parse_image_attrs(kind, format, attrs)?;
+    out.dest = dest;
+    out.load = load;
+    out.tar = tar;
+    Ok(out)
+}
+
+/// Parses the attributes every image exporter shares (`name`, compression, media types; `dest`
+/// and `tar` removed) of an output of type `kind`, refusing any other attribute. The result has
+/// no `dest` and `tar=true`.
+pub(crate) fn parse_image_attrs(
+    kind: &str,
+    format: ImageFormat,
+    mut attrs: BTreeMap<String, String>,
+) -> Result<ImageOutput, String> {
     let names = attrs
         .remove("name")
         .map(|v| {
@@ -195,12 +212,10 @@ fn parse_image(
             }
         })
         .transpose()?;
+    let content = crate::annotations::ImageContent::take(&mut attrs)?;
     if let Some(k) = attrs.keys().next() {
         let family = k.split(['.', '[']).next().unwrap_or(k);
-        if IMAGE_ATTRS_LATER.contains(&k.as_str())
-            || IMAGE_ATTRS_LATER.contains(&family)
-            || family.starts_with("annotation-")
-        {
+        if IMAGE_ATTRS_LATER.contains(&k.as_str()) || IMAGE_ATTRS_LATER.contains(&family) {
             return Err(format!(
                 "attribute {k:?} of output type {kind:?} is not supported by kiln yet"
             ));
@@ -209,17 +224,32 @@ fn parse_image(
     }
     Ok(ImageOutput {
         format,
-        dest,
-        tar,
+        dest: None,
+        load: false,
+        tar: true,
         names,
         compression,
         force_compression,
         oci_mediatypes,
+        content,
     })
 }
 
+/// `--load`, as buildx applies it: a `type=docker` output into the Docker engine is added
+/// unless one of the outputs already loads into the engine (a `type=docker` with `dest` still
+/// writes its file, and `--load` adds the load next to it).
+pub fn add_load(outputs: &mut Vec<Output>) {
+    if !outputs
+        .iter()
+        .any(|o| matches!(o, Output::Image(ImageOutput { load: true, .. })))
+        && let Ok(load) = parse_image(ImageFormat::Docker, BTreeMap::new())
+    {
+        outputs.push(Output::Image(load));
+    }
+}
+
 /// Go's `strconv.ParseBool`, as BuildKit reads boolean attributes.
-fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+pub(crate) fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
@@ -249,6 +279,7 @@ pub fn parse_output(value: &str) -> Result<Output, String> {
     match kind.as_str() {
         "oci" => return parse_image(ImageFormat::Oci, attrs).map(Output::Image),
         "docker" => return parse_image(ImageFormat::Docker, attrs).map(Output::Image),
+        "image" | "registry" => return crate::export_image::parse(&kind, attrs).map(Output::Store),
         _ => {}
     }
     let dest = attrs.remove("dest");
@@ -265,7 +296,7 @@ pub fn parse_output(value: &str) -> Result<Output, String> {
                 Some(d) => Some(PathBuf::from(d)),
             },
         },
-        "image" | "registry" | "cacheonly" => {
+        "cacheonly" => {
             return Err(format!(
                 "output type {kind:?} is not supported by kiln yet (local, tar, oci and docker are)"
             ));
@@ -350,7 +381,7 @@ mod tests {
         );
         check("type=local", Err("dest is required"));
         check("type=nope,dest=x", Err("unknown output type \"nope\""));
-        check("type=image,name=x", Err("not supported by kiln yet"));
+        check("type=cacheonly", Err("not supported by kiln yet"));
         check(
             "type=local,dest=x,foo=bar",
             Err("unknown attribute \"foo\""),
@@ -364,11 +395,13 @@ mod tests {
         let image = |format, dest: Option<&str>| ImageOutput {
             format,
             dest: dest.map(PathBuf::from),
+            load: false,
             tar: true,
             names: Vec::new(),
             compression: Compression::Gzip { level: 6 },
             force_compression: false,
             oci_mediatypes: None,
+            content: Default::default(),
         };
         let check = |input: &str, want: Result<ImageOutput, &str>| {
             let got = parse_output(input);
@@ -417,7 +450,23 @@ mod tests {
             }),
         );
         check("type=oci", Err("dest is required for oci output"));
-        check("type=docker", Err("loads the image into the Docker engine"));
+        check(
+            "type=docker",
+            Ok(ImageOutput {
+                load: true,
+                ..image(ImageFormat::Docker, None)
+            }),
+        );
+        check(
+            "type=docker,name=a:1",
+            Ok(ImageOutput {
+                load: true,
+                names: vec!["a:1".to_string()],
+                ..image(ImageFormat::Docker, None)
+            }),
+        );
+        check("type=docker,dest=-", Ok(image(ImageFormat::Docker, None)));
+        check("type=docker,tar=false", Err("needs dest=DIR"));
         check("type=oci,dest=-,tar=false", Err("needs dest=DIR"));
         check("type=oci,dest=x,tar=maybe", Err("non-bool value \"maybe\""));
         check(
@@ -448,13 +497,37 @@ mod tests {
             Err("expected 0 to 9"),
         );
         check(
-            "type=docker,dest=x,annotation.a=b",
-            Err("\"annotation.a\" of output type \"docker\" is not supported by kiln yet"),
+            "type=docker,dest=x,annotation-bogus.a=b",
+            Err("unrecognized annotation type bogus"),
         );
         check(
             "type=docker,dest=x,bogus=1",
             Err("unknown attribute \"bogus\" for output type \"docker\""),
         );
+    }
+
+    #[test]
+    fn load_shorthand() {
+        // The outputs given with -o, and whether each output loads into the engine after
+        // --load.
+        let check = |given: &[&str], want: &[bool]| {
+            let mut outputs: Vec<Output> = given
+                .iter()
+                .map(|o| parse_output(o).unwrap_or_else(|e| panic!("{o}: {e}")))
+                .collect();
+            add_load(&mut outputs);
+            let loads: Vec<bool> = outputs
+                .iter()
+                .map(|o| matches!(o, Output::Image(ImageOutput { load: true, .. })))
+                .collect();
+            assert_eq!(loads, want, "{given:?}");
+        };
+        check(&[], &[true]);
+        check(&["type=docker"], &[true]);
+        check(&["type=docker,name=a"], &[true]);
+        check(&["type=docker,dest=x.tar"], &[false, true]);
+        check(&["type=oci,dest=x.tar"], &[false, true]);
+        check(&["type=local,dest=x"], &[false, true]);
     }
 
     #[test]

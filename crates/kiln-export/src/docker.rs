@@ -8,8 +8,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::{ExportedImage, ImageName};
-use crate::layout::{blob_path, index_json, write_layout};
-use crate::sink::TarSink;
+use crate::layout::blob_path;
 
 #[derive(Serialize)]
 struct DockerManifest {
@@ -69,14 +68,15 @@ pub fn write_docker_tar<W: Write>(
     annotations: &BTreeMap<String, String>,
     out: W,
 ) -> Result<W> {
-    let index = index_json(image, names, annotations)?;
-    let manifest = docker_manifest_json(image, names)?;
-    let repositories = repositories_json(image, names)?;
-    let mut extra: Vec<(&str, &[u8])> = vec![("manifest.json", &manifest)];
-    if let Some(r) = &repositories {
-        extra.push(("repositories", r));
-    }
-    let mut sink = TarSink::new(out);
-    write_layout(store, image, &index, &extra, &mut sink)?;
-    sink.finish()
+    let index = BTreeMap::new();
+    crate::write_docker_tar_annotated(
+        store,
+        image,
+        names,
+        crate::LayoutAnnotations {
+            descriptor: annotations,
+            index: &index,
+        },
+        out,
+    )
 }

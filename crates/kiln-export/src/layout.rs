@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::{ExportedImage, ImageName};
-use crate::sink::{DirSink, Sink, TarSink};
+use crate::sink::Sink;
 
 /// The content of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -33,6 +33,8 @@ struct IndexDoc<'a> {
     schema_version: u32,
     media_type: &'a str,
     manifests: Vec<Descriptor>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: &'a BTreeMap<String, String>,
 }
 
 /// The `index.json` of a layout holding `image`: its manifest once per name (annotated with
@@ -43,6 +45,16 @@ pub fn index_json(
     image: &ExportedImage,
     names: &[ImageName],
     annotations: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    index_json_with(image, names, annotations, &BTreeMap::new())
+}
+
+/// [`index_json`] with the index's own `annotations` (`annotation-index.KEY`).
+pub(crate) fn index_json_with(
+    image: &ExportedImage,
+    names: &[ImageName],
+    annotations: &BTreeMap<String, String>,
+    index_annotations: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>> {
     let base = {
         let mut d = image.manifest.clone();
@@ -66,6 +78,7 @@ pub fn index_json(
         schema_version: 2,
         media_type: OCI_INDEX,
         manifests,
+        annotations: index_annotations,
     })
     .map_err(|source| Error::Json {
         what: "index.json",
@@ -141,10 +154,17 @@ pub fn write_oci_tar<W: Write>(
     annotations: &BTreeMap<String, String>,
     out: W,
 ) -> Result<W> {
-    let index = index_json(image, names, annotations)?;
-    let mut sink = TarSink::new(out);
-    write_layout(store, image, &index, &[], &mut sink)?;
-    sink.finish()
+    let index = BTreeMap::new();
+    crate::write_oci_tar_annotated(
+        store,
+        image,
+        names,
+        crate::LayoutAnnotations {
+            descriptor: annotations,
+            index: &index,
+        },
+        out,
+    )
 }
 
 /// Writes `image` as an OCI image layout directory at `dir` (created when missing). Blobs the
@@ -156,7 +176,15 @@ pub fn write_oci_dir(
     annotations: &BTreeMap<String, String>,
     dir: &Path,
 ) -> Result<()> {
-    let index = index_json(image, names, annotations)?;
-    let mut sink = DirSink::new(dir)?;
-    write_layout(store, image, &index, &[], &mut sink)
+    let index = BTreeMap::new();
+    crate::write_oci_dir_annotated(
+        store,
+        image,
+        names,
+        crate::LayoutAnnotations {
+            descriptor: annotations,
+            index: &index,
+        },
+        dir,
+    )
 }

@@ -27,6 +27,7 @@
 //! * **Nothing half-written is visible** in a layout directory: each file is written under a
 //!   temporary name in its directory, synced and renamed; blobs already present are kept.
 
+mod annotations;
 mod docker;
 mod error;
 mod image;
@@ -34,6 +35,11 @@ mod layout;
 mod sink;
 mod time;
 
+pub use annotations::{
+    AnnotationError, AnnotationKey, AnnotationKind, Annotations, LayoutAnnotations,
+    index_json_annotated, write_docker_tar_annotated, write_oci_dir_annotated,
+    write_oci_tar_annotated,
+};
 pub use docker::{docker_manifest_json, repositories_json, write_docker_tar};
 pub use error::{Error, Result};
 pub use image::{ExportedImage, ImageName};

@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use crate::Parts;
 use crate::error::{Error, Result};
+use crate::image_meta::ImageMeta;
 use crate::refs::Ref;
 use crate::usage::BLOB_LABEL;
 
@@ -114,13 +115,24 @@ pub(crate) fn export_image(
     config: &Image,
     opts: &ImageOptions,
 ) -> Result<ImageExport> {
+    export_image_with(parts, result, config, opts, &ImageMeta::default())
+}
+
+/// [`export_image`] with the epoch, annotations and build information of `meta`.
+pub(crate) fn export_image_with(
+    parts: &Parts,
+    result: &Ref,
+    config: &Image,
+    opts: &ImageOptions,
+    meta: &ImageMeta,
+) -> Result<ImageExport> {
     let chain = match result.snapshot() {
         None => Vec::new(),
         Some(name) => snapshot_chain(parts, name)?,
     };
     let mut layers = Vec::with_capacity(chain.len());
     for i in 0..chain.len() {
-        layers.push(layer_for(parts, &chain, i, opts)?);
+        layers.push(layer_for(parts, &chain, i, opts, meta.layer_epoch())?);
     }
     // zstd and eStargz layers exist in OCI media types only (as BuildKit forces them).
     let oci = opts.oci_mediatypes
@@ -149,8 +161,8 @@ pub(crate) fn export_image(
     if image.created.is_none() {
         image.created = image.history.iter().rev().find_map(|h| h.created.clone());
     }
-    let config_json = serde_json::to_vec(&image)
-        .map_err(|e| Error::Invalid(format!("serializing the image config: {e}")))?;
+    crate::image_meta::apply_epoch(&mut image, meta);
+    let config_json = crate::image_meta::config_json(&image, meta)?;
     let (config_digest, config_size) = parts.content.put(&config_json)?;
     let config_desc = Descriptor::new(
         if oci { OCI_CONFIG } else { DOCKER_CONFIG },
@@ -158,7 +170,12 @@ pub(crate) fn export_image(
         config_size,
     );
     let manifest_type = if oci { OCI_MANIFEST } else { DOCKER_MANIFEST };
-    let manifest_json = manifest_json(manifest_type, &config_desc, &layer_descs)?;
+    let manifest_json = manifest_json(
+        manifest_type,
+        &config_desc,
+        &layer_descs,
+        &meta.manifest_annotations,
+    )?;
     let (manifest_digest, manifest_size) = parts.content.put(&manifest_json)?;
     let stats = ExportStats {
         created: layers
@@ -210,15 +227,19 @@ fn layer_media_type(kind: CompressionKind, oci: bool) -> String {
     }
 }
 
-/// The label naming the blob made for a compression.
-fn cache_label(c: Compression) -> String {
+/// The label naming the blob made for a compression (and the epoch its file times were
+/// clamped to, `rewrite-timestamp`: a blob made with another epoch, or none, is another blob).
+fn cache_label(c: Compression, epoch: Option<i64>) -> String {
     let what = match c {
         Compression::Uncompressed => "uncompressed".to_string(),
         Compression::Gzip { level } => format!("gzip-{}", level.min(9)),
         Compression::Zstd { level } => format!("zstd-{level}"),
         Compression::Estargz { level } => format!("estargz-{}", level.min(9)),
     };
-    format!("{BLOB_CACHE_PREFIX}{what}")
+    match epoch {
+        Some(e) => format!("{BLOB_CACHE_PREFIX}{what}.epoch-{e}"),
+        None => format!("{BLOB_CACHE_PREFIX}{what}"),
+    }
 }
 
 /// Parses `DIGEST SIZE DIFF_ID`.
@@ -247,7 +268,13 @@ fn cached_value(made: &Compressed) -> String {
 }
 
 /// The blob of layer `i` of `chain`: reused when possible, made otherwise.
-fn layer_for(parts: &Parts, chain: &[Info], i: usize, opts: &ImageOptions) -> Result<Layer> {
+fn layer_for(
+    parts: &Parts,
+    chain: &[Info],
+    i: usize,
+    opts: &ImageOptions,
+    epoch: Option<i64>,
+) -> Result<Layer> {
     let info = chain
         .get(i)
         .ok_or_else(|| Error::Invalid(format!("layer {i} is not in the snapshot chain")))?;
@@ -288,7 +315,9 @@ fn layer_for(parts: &Parts, chain: &[Info], i: usize, opts: &ImageOptions) -> Re
     }
 
     // A blob made by an earlier export with the same compression.
-    let label = cache_label(opts.compression);
+    // Pulled layers are the base image's: `rewrite-timestamp` leaves them alone, as BuildKit.
+    let epoch = epoch.filter(|_| pulled.is_none());
+    let label = cache_label(opts.compression, epoch);
     if let Some((digest, size, diff_id, annotations)) =
         info.labels.get(&label).and_then(|v| parse_cached(v))
         && parts.content.exists(&digest)?
@@ -308,7 +337,7 @@ fn layer_for(parts: &Parts, chain: &[Info], i: usize, opts: &ImageOptions) -> Re
     // Made now: recompressed from the pulled blob, or diffed.
     let made = match &pulled {
         Some(blob) => recompress(parts, blob, opts.compression)?,
-        None => diff_and_compress(parts, chain, i, opts.compression)?,
+        None => diff_and_compress(parts, chain, i, opts.compression, epoch)?,
     };
     let value = cached_value(&made);
     // Advisory: without the label the next export makes the blob again.
@@ -373,6 +402,7 @@ fn diff_and_compress(
     chain: &[Info],
     i: usize,
     compression: Compression,
+    epoch: Option<i64>,
 ) -> Result<Compressed> {
     let info = chain
         .get(i)
@@ -387,7 +417,7 @@ fn diff_and_compress(
         .collect::<std::result::Result<_, _>>()?;
     let driver = parts.snapshots.driver();
     let diff_opts = DiffOpts {
-        source_date_epoch: None,
+        source_date_epoch: epoch,
         xattrs: XattrPolicy::CapabilityOnly,
     };
     let (reader, writer) =
@@ -500,7 +530,12 @@ fn normalize_history(history: &[History], created: &[String]) -> Vec<History> {
 }
 
 /// The manifest document, as BuildKit writes it (`json.MarshalIndent` with three spaces).
-fn manifest_json(media_type: &str, config: &Descriptor, layers: &[Descriptor]) -> Result<Vec<u8>> {
+fn manifest_json(
+    media_type: &str,
+    config: &Descriptor,
+    layers: &[Descriptor],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Doc<'a> {
@@ -508,6 +543,8 @@ fn manifest_json(media_type: &str, config: &Descriptor, layers: &[Descriptor]) -
         schema_version: u32,
         config: &'a Descriptor,
         layers: &'a [Descriptor],
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        annotations: &'a BTreeMap<String, String>,
     }
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(
@@ -519,6 +556,7 @@ fn manifest_json(media_type: &str, config: &Descriptor, layers: &[Descriptor]) -
         schema_version: 2,
         config,
         layers,
+        annotations,
     }
     .serialize(&mut ser)
     .map_err(|e| Error::Invalid(format!("serializing the image manifest: {e}")))?;

@@ -10,6 +10,8 @@
 //! [`Worker::export_tar`] write a result out; [`Worker::export_image`] assembles it into an
 //! image in the content store (one layer per snapshot of its chain), which `kiln-export`
 //! writes as an OCI layout or a Docker tarball.
+//! Named images (`-o type=image`) are records of kiln's own image store ([`Worker::images`],
+//! [`Worker::name_image`]), whose blobs the garbage collector keeps.
 //!
 //! What it deliberately does not know: Dockerfiles (it runs LLB), the command line, terminals
 //! (progress is events), image formats on disk (`kiln-export` writes them).
@@ -54,6 +56,8 @@ mod error;
 mod git;
 mod http;
 mod image;
+mod image_meta;
+mod images;
 mod localsync;
 mod lock;
 mod mounts;
@@ -80,6 +84,10 @@ pub use image::{
     DOCKER_CONFIG, DOCKER_MANIFEST, ExportStats, ImageExport, ImageOptions, OCI_CONFIG,
     OCI_MANIFEST,
 };
+pub use image_meta::{
+    BuildSource, ImageMeta, base_history_len, buildinfo, epoch_time as image_epoch_time,
+};
+pub use images::ImageRecord;
 pub use kiln_export::ExportedImage;
 pub use kiln_snapshot::Driver;
 pub use lock::StateLock;
@@ -497,6 +505,27 @@ impl Worker {
         tokio::task::spawn_blocking(move || image::export_image(&parts, &result, &config, &opts))
             .await
             .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))?
+    }
+
+    /// [`Worker::export_image`] with an epoch (`SOURCE_DATE_EPOCH`, `rewrite-timestamp`),
+    /// manifest annotations and build information.
+    pub async fn export_image_with(
+        &self,
+        result: &Ref,
+        config: &kiln_oci::Image,
+        opts: &ImageOptions,
+        meta: &ImageMeta,
+    ) -> Result<ImageExport> {
+        let parts = Arc::clone(&self.parts);
+        let result = result.clone();
+        let config = config.clone();
+        let opts = *opts;
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || {
+            image::export_image_with(&parts, &result, &config, &opts, &meta)
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))?
     }
 
     /// The content store, where [`Worker::export_image`] leaves an image's blobs.

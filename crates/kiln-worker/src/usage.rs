@@ -36,6 +36,9 @@
 //! then the snapshot, then the blob it was unpacked from when no remaining snapshot was
 //! unpacked from it.
 //!
+//! The blobs of named images ([`crate::images`]) are never removed: their records are not
+//! prunable and a snapshot unpacked from one leaves it when it goes.
+//!
 //! Records in use are never removed: the snapshots a caller says it holds (the result of the
 //! running build) and their ancestors, and the parents of every snapshot that is not committed
 //! (an op in progress).
@@ -492,6 +495,16 @@ impl Storage {
         Ok(s)
     }
 
+    /// The metadata database (the image store keeps its records there).
+    pub(crate) fn db(&self) -> &redb::Database {
+        &self.db
+    }
+
+    /// The state directory.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn db_err(&self, e: impl std::fmt::Display) -> Error {
         Error::Database {
             path: self.root.join("metadata.redb"),
@@ -719,6 +732,9 @@ impl Storage {
         let blob_size: BTreeMap<String, u64> =
             blobs.iter().map(|(d, s)| (d.to_string(), *s)).collect();
         let descriptions = self.descriptions()?;
+        // The blobs of named images (kiln's image store) are never removed: a snapshot keeps
+        // them when it goes, and their own records are not prunable.
+        let named = crate::images::held_blobs(&self.db, &self.root)?;
 
         let mut nodes = Vec::new();
         for info in infos.iter().filter(|i| i.kind == Kind::Committed) {
@@ -726,6 +742,7 @@ impl Storage {
             let mut size = self.snapshots.usage(name)?;
             let mut own_blobs = Vec::new();
             if let Some(d) = info.labels.get(BLOB_LABEL)
+                && !named.contains(d)
                 && owners.get(d).is_some_and(|o| o.len() == 1)
                 && let Some(s) = blob_size.get(d)
                 && let Ok(digest) = Digest::parse(d)
@@ -772,7 +789,8 @@ impl Storage {
         for (digest, size) in &blobs {
             let text = digest.to_string();
             let owned_by = owners.get(&text).map_or(0, Vec::len);
-            if owned_by == 1 {
+            let is_named = named.contains(&text);
+            if owned_by == 1 && !is_named {
                 continue;
             }
             let modified = std::fs::metadata(self.content.path(digest))
@@ -793,7 +811,7 @@ impl Storage {
                     record_type: RecordType::Regular,
                 },
                 item: Item::Blob(digest.clone()),
-                leaf: owned_by == 0,
+                leaf: owned_by == 0 && !is_named,
                 entries: Vec::new(),
                 blobs: Vec::new(),
             });

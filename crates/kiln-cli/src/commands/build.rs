@@ -19,6 +19,7 @@ use crate::exit::{Rendered, UsageError};
 use crate::metadata::MetadataLoads;
 use crate::outputs::{ImageFormat, ImageOutput, Output, parse_output};
 use crate::source_context;
+use crate::steps::{internal_step, step};
 
 /// The default state directory of the embedded builder.
 pub(crate) fn default_root() -> PathBuf {
@@ -49,6 +50,9 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>, _>>()
         .map_err(UsageError)?;
+    if args.load {
+        crate::outputs::add_load(&mut outputs);
+    }
     // As buildx does, `-t` names every image output (replacing its `name`).
     if !args.tags.is_empty() {
         for o in &mut outputs {
@@ -57,6 +61,9 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // `--push`, and `-t` and the name checks of `type=image|registry`.
+    crate::export_image::apply_flags(&mut outputs, &args.tags, args.push).map_err(UsageError)?;
+    crate::annotations::apply_flags(&mut outputs, &args.annotations).map_err(UsageError)?;
     for o in &outputs {
         if let Output::Image(image) = o {
             for name in &image.names {
@@ -74,9 +81,21 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     let tar_to_stdout = outputs.iter().any(|o| {
         matches!(
             o,
-            Output::Tar { dest: None } | Output::Image(ImageOutput { dest: None, .. })
+            Output::Tar { dest: None }
+                | Output::Image(ImageOutput {
+                    dest: None,
+                    load: false,
+                    ..
+                })
         )
     });
+    if outputs
+        .iter()
+        .any(|o| matches!(o, Output::Image(ImageOutput { load: true, .. })))
+    {
+        // A DOCKER_HOST kiln cannot use fails before the build, not after it.
+        crate::docker_load::Engine::from_env().map_err(|e| UsageError(e.to_string()))?;
+    }
     if tar_to_stdout && std::io::stdout().is_terminal() {
         return Err(UsageError(
             "refusing to write a tarball to a terminal: redirect stdout or use dest=FILE"
@@ -112,6 +131,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         },
         &session_id(),
     )?;
+    crate::annotations::source_date_epoch_from_env(&mut opts.build_args);
     let mut session = crate::build_flags::apply(args, &mut opts)?;
     session.oci_layouts = crate::oci_layout::stores(&args.definition.build_contexts);
     let session = Arc::new(session);
@@ -366,7 +386,7 @@ async fn run(
     internal_step(&sink, &definition_id, || Ok(()));
 
     let registry: Arc<dyn kiln_registry::Registry> = Arc::new(kiln_registry::RegistryClient::new(
-        kiln_registry::RegistryConfig::default(),
+        crate::export_image::registry_config(),
     )?);
     let worker = Worker::open(WorkerOptions {
         root: root.to_path_buf(),
@@ -403,12 +423,34 @@ async fn run(
         .await
         .map_err(|e| step_failure(&converted.definition, e))?;
 
+    let facts = crate::annotations::BuildFacts {
+        build_args: opts.build_args.clone(),
+        base_images: converted.base_images.clone(),
+        base_history: base_history(&resolver, &converted).await,
+    };
     let mut image_result = None;
     for output in outputs {
         match output {
             Output::Image(out) => {
-                image_result =
-                    Some(export_image(&worker, &result, &converted.image, out, &sink).await?);
+                image_result = Some(
+                    export_image(&worker, &result, &converted.image, out, &facts, &sink).await?,
+                );
+            }
+            Output::Store(out) => {
+                let made = crate::export_image::export(
+                    &worker,
+                    &result,
+                    &converted.image,
+                    &facts,
+                    out,
+                    &sink,
+                )
+                .await?;
+                image_result = Some(ImageResult {
+                    descriptor: made.descriptor,
+                    config: made.config,
+                    names: made.names,
+                });
             }
             Output::Local { dest } => {
                 let id = format!("exporting to client directory {}", dest.display());
@@ -444,6 +486,7 @@ async fn export_image(
     result: &kiln_worker::Ref,
     config: &kiln_oci::Image,
     out: &ImageOutput,
+    facts: &crate::annotations::BuildFacts,
     sink: &Arc<dyn ProgressSink>,
 ) -> anyhow::Result<ImageResult> {
     let id = format!("exporting to {} image format", out.format.name());
@@ -466,11 +509,8 @@ async fn export_image(
             kiln_export::ImageName::parse(n).map_err(|e| anyhow::anyhow!("invalid name {n:?}: {e}"))
         })
         .collect::<anyhow::Result<_>>()?;
-    let mut annotations = BTreeMap::new();
-    annotations.insert(
-        "org.opencontainers.image.created".to_string(),
-        kiln_export::format_time(SystemTime::now(), false),
-    );
+    let prepared = out.content.prepare_for(facts, config)?;
+    let annotations = prepared.descriptor.clone();
     let status = |task: String| {
         sink.send(Event::Status {
             id: id.clone(),
@@ -481,7 +521,9 @@ async fn export_image(
         });
     };
     let work = async {
-        let made = worker.export_image(result, config, &opts).await?;
+        let made = worker
+            .export_image_with(result, config, &opts, &prepared.meta)
+            .await?;
         status("exporting layers".to_string());
         for digest in &made.stats.created {
             status(format!("created layer {digest}"));
@@ -492,15 +534,31 @@ async fn export_image(
         let image = made.image.clone();
         let write_names = names.clone();
         let write_annotations = annotations.clone();
+        let index_annotations = prepared.index.clone();
         let format = out.format;
         let dest = out.dest.clone();
         let tar = out.tar;
+        if out.load {
+            let imported = crate::docker_load::load_with_progress(
+                sink,
+                &id,
+                store,
+                image,
+                write_names,
+                write_annotations,
+            )
+            .await?;
+            return anyhow::Ok((made.image, imported));
+        }
         tokio::task::spawn_blocking(move || {
             write_image(
                 &store,
                 &image,
                 &write_names,
-                &write_annotations,
+                kiln_export::LayoutAnnotations {
+                    descriptor: &write_annotations,
+                    index: &index_annotations,
+                },
                 format,
                 dest.as_deref(),
                 tar,
@@ -513,9 +571,12 @@ async fn export_image(
         } else {
             "writing layout".to_string()
         });
-        anyhow::Ok(made.image)
+        anyhow::Ok((made.image, None))
     };
-    let image = step(sink, &id, work).await?;
+    let (image, imported) = step(sink, &id, work).await?;
+    if let Some(imported) = imported {
+        imported.report(sink);
+    }
     let mut descriptor = image.manifest.clone();
     descriptor.annotations.extend(annotations);
     Ok(ImageResult {
@@ -530,16 +591,18 @@ fn write_image(
     store: &kiln_content::ContentStore,
     image: &kiln_export::ExportedImage,
     names: &[kiln_export::ImageName],
-    annotations: &BTreeMap<String, String>,
+    annotations: kiln_export::LayoutAnnotations<'_>,
     format: ImageFormat,
     dest: Option<&Path>,
     tar: bool,
 ) -> anyhow::Result<()> {
     let write = |w: Box<dyn Write>| -> anyhow::Result<Box<dyn Write>> {
         Ok(match format {
-            ImageFormat::Oci => kiln_export::write_oci_tar(store, image, names, annotations, w)?,
+            ImageFormat::Oci => {
+                kiln_export::write_oci_tar_annotated(store, image, names, annotations, w)?
+            }
             ImageFormat::Docker => {
-                kiln_export::write_docker_tar(store, image, names, annotations, w)?
+                kiln_export::write_docker_tar_annotated(store, image, names, annotations, w)?
             }
         })
     };
@@ -550,7 +613,9 @@ fn write_image(
         }
         // `tar=false` writes the OCI layout for both exporters (Docker's `manifest.json` only
         // matters to `docker load`, which reads tarballs).
-        Some(dir) if !tar => kiln_export::write_oci_dir(store, image, names, annotations, dir)?,
+        Some(dir) if !tar => {
+            kiln_export::write_oci_dir_annotated(store, image, names, annotations, dir)?
+        }
         Some(path) => {
             let parent = path
                 .parent()
@@ -581,50 +646,27 @@ fn write_image(
     Ok(())
 }
 
-/// Reports a step that is not an LLB vertex (loading the definition, exporting).
-async fn step<T, E: Into<anyhow::Error>>(
-    sink: &Arc<dyn ProgressSink>,
-    id: &str,
-    work: impl Future<Output = Result<T, E>>,
-) -> anyhow::Result<T> {
-    sink.send(Event::Vertex {
-        id: id.to_string(),
-        name: id.to_string(),
-        inputs: Vec::new(),
-    });
-    sink.send(Event::Started {
-        id: id.to_string(),
-        at: SystemTime::now(),
-    });
-    let result = work.await.map_err(Into::into);
-    sink.send(Event::Completed {
-        id: id.to_string(),
-        at: SystemTime::now(),
-        error: result.as_ref().err().map(|e| format!("{e:#}")),
-    });
-    result
-}
-
-fn internal_step(
-    sink: &Arc<dyn ProgressSink>,
-    id: &str,
-    work: impl FnOnce() -> anyhow::Result<()>,
-) {
-    sink.send(Event::Vertex {
-        id: id.to_string(),
-        name: id.to_string(),
-        inputs: Vec::new(),
-    });
-    sink.send(Event::Started {
-        id: id.to_string(),
-        at: SystemTime::now(),
-    });
-    let error = work().err().map(|e| format!("{e:#}"));
-    sink.send(Event::Completed {
-        id: id.to_string(),
-        at: SystemTime::now(),
-        error,
-    });
+/// How many leading history entries of the built config are its base image's: the longest
+/// history prefix among the configs of the base images (looked up again, from the build's
+/// cache of lookups; a lookup that fails counts as no prefix).
+async fn base_history(
+    resolver: &RegistryResolver,
+    converted: &kiln_frontend_dockerfile::Converted,
+) -> usize {
+    let mut best = 0;
+    for base in &converted.base_images {
+        if let Ok(resolved) = resolver
+            .resolve(&base.name, &base.platform, kiln_llb::ResolveMode::Default)
+            .await
+            && let Some(config) = resolved.config
+        {
+            best = best.max(kiln_worker::base_history_len(
+                &converted.image.history,
+                &config.history,
+            ));
+        }
+    }
+    best
 }
 
 /// Resolves base images for the frontend through the registry, reporting each lookup as

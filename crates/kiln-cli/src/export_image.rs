@@ -1,0 +1,577 @@
+//! `-o type=image`, `-o type=registry` and `--push`: the image in kiln's own image store, and
+//! pushed to a registry.
+//!
+//! The flags are rewritten as buildx rewrites them: `type=registry` is `type=image,push=true`
+//! (whatever `push` said); `--push` adds `push=true` to every `image` output, or adds an output
+//! `type=image,push=true` when there is none; `-t` names every image output (replacing `name`);
+//! pushing without a name fails with buildx's `tag is needed when pushing to registry`.
+//! The attributes are BuildKit's image exporter's: `name`, `push`, `push-by-digest`,
+//! `registry.insecure`, `name-canonical`, `dangling-name-prefix`, `unpack` (accepted: the
+//! build's snapshots already are the unpacked image), `store` (`store=false` names nothing in
+//! the image store), and the compression and media type attributes of the `oci` exporter. An
+//! empty boolean value (`push=`) means true, as in BuildKit.
+//!
+//! The export runs as BuildKit's does, in one vertex `exporting to image`: the image is
+//! assembled in the content store, each name is recorded in the image store (`naming to
+//! NAME`), then pushed (`pushing layers`, `pushing manifest for NAME@DIGEST`). Blobs are pushed
+//! four at a time; each is first checked with `HEAD` (nothing is sent when the repository has
+//! it), then mounted from the repositories of the same registry the base images came from,
+//! and only then uploaded. The manifest goes last. A push that fails leaves the built result
+//! and the image-store record in place, so building again finds everything cached and pushes
+//! only what the registry still lacks.
+//!
+//! Registry TLS: the CAs of `/etc/docker/certs.d/<host[:port]>/*.crt` are trusted, as Docker
+//! does; the environment variable `KILN_CERTS_D` names another certificates directory (tests
+//! use it). `registry.insecure=true` reaches the registries of the output's names over plain
+//! HTTP (BuildKit first tries HTTPS without verifying the certificate; kiln does not).
+//! Credentials come from Docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::stream::{StreamExt as _, TryStreamExt as _};
+use kiln_oci::{Digest, Reference};
+use kiln_progress::{Event, ProgressSink};
+use kiln_registry::{BlobPushed, BlobSource, Pusher as _, RegistryClient, RegistryConfig};
+
+use crate::outputs::{ImageFormat, ImageOutput, Output, parse_bool, parse_image_attrs};
+
+/// The environment variable naming Docker's certificates directory for registries
+/// (`<dir>/<host[:port]>/*.crt`); unset means `/etc/docker/certs.d`.
+pub const CERTS_DIR_ENV: &str = "KILN_CERTS_D";
+
+/// How many blobs are pushed at once.
+const PUSH_CONCURRENCY: usize = 4;
+
+/// A `type=image` (or `type=registry`) output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOutput {
+    /// The image: names, compression, media types (Docker's unless `oci-mediatypes=true`).
+    pub image: ImageOutput,
+    /// `push=true`: push the image to the registry of each name.
+    pub push: bool,
+    /// `push-by-digest=true`: push the manifest by digest, without the tag.
+    pub push_by_digest: bool,
+    /// `registry.insecure=true`: reach the registries of the names over plain HTTP.
+    pub insecure: bool,
+    /// `name-canonical=true`: also name the image `NAME@DIGEST` in the image store.
+    pub name_canonical: bool,
+    /// `dangling-name-prefix=PREFIX`: without a name, name the image `PREFIX@DIGEST`.
+    pub dangling_prefix: Option<String>,
+    /// `unpack=true` (accepted; kiln's snapshots are the unpacked image already).
+    pub unpack: bool,
+    /// `store=false`: record nothing in the image store.
+    pub store: bool,
+}
+
+/// The output `--push` adds when no `image` output is given: `type=image,push=true`.
+fn pushed_output() -> Result<StoreOutput, String> {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("push".to_string(), "true".to_string());
+    parse("image", attrs)
+}
+
+/// A boolean attribute of the image exporter: absent is `default`, empty is true.
+fn flag(attrs: &mut BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, String> {
+    match attrs.remove(key) {
+        None => Ok(default),
+        Some(v) if v.is_empty() => Ok(true),
+        Some(v) => parse_bool(key, &v),
+    }
+}
+
+/// Parses the attributes (`type` removed) of an output of type `image` or `registry`.
+pub fn parse(kind: &str, mut attrs: BTreeMap<String, String>) -> Result<StoreOutput, String> {
+    if let Some(dest) = attrs.remove("dest") {
+        return Err(format!(
+            "output {kind} does not write files: dest={dest} is not supported (use type=oci or type=docker for a tarball)"
+        ));
+    }
+    let push = flag(&mut attrs, "push", false)?;
+    // buildx turns `registry` into `image` with `push=true`, whatever `push` said.
+    let push = kind == "registry" || push;
+    let push_by_digest = flag(&mut attrs, "push-by-digest", false)?;
+    let insecure = flag(&mut attrs, "registry.insecure", false)?;
+    let name_canonical = flag(&mut attrs, "name-canonical", false)?;
+    let unpack = flag(&mut attrs, "unpack", false)?;
+    let store = flag(&mut attrs, "store", true)?;
+    let dangling_prefix = attrs
+        .remove("dangling-name-prefix")
+        .filter(|p| !p.is_empty());
+    // Any other attribute is a shared image attribute or an error.
+    let image = parse_image_attrs(kind, ImageFormat::Docker, attrs)?;
+    Ok(StoreOutput {
+        image,
+        push,
+        push_by_digest,
+        insecure,
+        name_canonical,
+        dangling_prefix,
+        unpack,
+        store,
+    })
+}
+
+/// Applies `-t` and `--push` to the image-store outputs as buildx does, and checks that every
+/// output that pushes has a name.
+pub fn apply_flags(outputs: &mut Vec<Output>, tags: &[String], push: bool) -> Result<(), String> {
+    if push {
+        let mut used = false;
+        for o in outputs.iter_mut() {
+            if let Output::Store(s) = o {
+                s.push = true;
+                used = true;
+            }
+        }
+        if !used {
+            outputs.push(Output::Store(pushed_output()?));
+        }
+    }
+    for o in outputs.iter_mut() {
+        let Output::Store(s) = o else { continue };
+        if !tags.is_empty() {
+            s.image.names = tags.to_vec();
+        }
+        if s.push && s.image.names.is_empty() {
+            return Err("tag is needed when pushing to registry".to_string());
+        }
+        for name in &s.image.names {
+            kiln_export::ImageName::parse(name)
+                .map_err(|e| format!("invalid tag {name:?}: {e}"))?;
+        }
+        if let Some(prefix) = &s.dangling_prefix {
+            Reference::parse(prefix)
+                .ok()
+                .filter(|r| r.tag().is_none() && r.digest().is_none())
+                .ok_or_else(|| {
+                    format!("invalid dangling-name-prefix {prefix:?}: expected a repository name")
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// The registry configuration of this process: Docker's certificates directory, or the one
+/// [`CERTS_DIR_ENV`] names.
+pub fn registry_config() -> RegistryConfig {
+    RegistryConfig {
+        certs_dir: std::env::var_os(CERTS_DIR_ENV)
+            .filter(|v| !v.is_empty())
+            .map(Into::into),
+        ..RegistryConfig::default()
+    }
+}
+
+/// What an image-store export made, for `--metadata-file` and `--iidfile`.
+pub struct Exported {
+    /// The manifest's descriptor.
+    pub descriptor: kiln_registry::Descriptor,
+    /// The config digest (the image id).
+    pub config: Digest,
+    /// The full names given (`docker.io/library/app:1`).
+    pub names: Vec<String>,
+}
+
+/// Sends the statuses of one vertex.
+struct Statuses<'a> {
+    sink: &'a Arc<dyn ProgressSink>,
+    id: String,
+}
+
+impl Statuses<'_> {
+    fn send(&self, task: String, current: u64, total: Option<u64>, completed: bool) {
+        self.sink.send(Event::Status {
+            id: self.id.clone(),
+            task,
+            current,
+            total,
+            completed,
+        });
+    }
+
+    fn done(&self, task: String) {
+        self.send(task, 0, None, true);
+    }
+}
+
+/// `-o type=image|registry`: assembles the image, names it in the image store and pushes it,
+/// in the vertex `exporting to image`.
+pub async fn export(
+    worker: &kiln_worker::Worker,
+    result: &kiln_worker::Ref,
+    config: &kiln_oci::Image,
+    facts: &crate::annotations::BuildFacts,
+    out: &StoreOutput,
+    sink: &Arc<dyn ProgressSink>,
+) -> anyhow::Result<Exported> {
+    let base_images = facts.base_images.as_slice();
+    // Manifest annotations, SOURCE_DATE_EPOCH and buildinfo, as for the oci exporter (a
+    // single-platform image has no index, so index annotations have nowhere to go).
+    let prepared = out.image.content.prepare_for(facts, config)?;
+    let id = "exporting to image".to_string();
+    let (oci, warning) = out.image.oci_mediatypes();
+    if let Some(message) = warning {
+        sink.send(Event::Warning {
+            id: String::new(),
+            message,
+        });
+    }
+    let opts = kiln_worker::ImageOptions {
+        compression: out.image.compression,
+        force_compression: out.image.force_compression,
+        oci_mediatypes: oci,
+    };
+    let names: Vec<String> = out
+        .image
+        .names
+        .iter()
+        .map(|n| {
+            kiln_export::ImageName::parse(n)
+                .map(|n| n.full())
+                .map_err(|e| anyhow::anyhow!("invalid name {n:?}: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let status = Statuses {
+        sink,
+        id: id.clone(),
+    };
+    let work = async {
+        let made = worker
+            .export_image_with(result, config, &opts, &prepared.meta)
+            .await?;
+        status.done("exporting layers".to_string());
+        for digest in &made.stats.created {
+            status.done(format!("created layer {digest}"));
+        }
+        let image = made.image;
+        status.done(format!("exporting manifest {}", image.manifest.digest));
+        status.done(format!("exporting config {}", image.config.digest));
+
+        // The names: those given, else `PREFIX@DIGEST` for an unnamed image.
+        let mut targets = names.clone();
+        let mut canonical = out.name_canonical;
+        if targets.is_empty()
+            && let Some(prefix) = &out.dangling_prefix
+        {
+            targets.push(format!("{prefix}@{}", image.manifest.digest));
+            canonical = false;
+        }
+        let mut client = None;
+        for target in &targets {
+            if out.store {
+                let task = format!("naming to {target}");
+                status.send(task.clone(), 0, None, false);
+                let mut record = vec![target.clone()];
+                if canonical && !target.contains('@') {
+                    record.push(format!("{target}@{}", image.manifest.digest));
+                }
+                tokio::task::block_in_place(|| {
+                    record
+                        .iter()
+                        .try_for_each(|n| worker.name_image(n, &image).map(|_| ()))
+                })
+                .with_context(|| format!("naming the image {target}"))?;
+                status.done(task);
+            }
+            if out.push {
+                if client.is_none() {
+                    client = Some(push_client(&targets, out.insecure)?);
+                }
+                let Some(client) = client.as_ref() else {
+                    continue;
+                };
+                push(
+                    client,
+                    worker.content(),
+                    &image,
+                    target,
+                    out.push_by_digest,
+                    base_images,
+                    &status,
+                )
+                .await
+                .with_context(|| format!("failed to push {target}"))?;
+            }
+        }
+        anyhow::Ok(image)
+    };
+    let image = crate::steps::step(sink, &id, work).await?;
+    Ok(Exported {
+        descriptor: image.manifest.clone(),
+        config: image.config.digest.clone(),
+        names,
+    })
+}
+
+/// The registry client for pushing: insecure registries are those of `targets` when
+/// `registry.insecure=true`.
+fn push_client(targets: &[String], insecure: bool) -> anyhow::Result<RegistryClient> {
+    let mut config = registry_config();
+    if insecure {
+        for t in targets {
+            if let Ok(r) = Reference::parse(t) {
+                config.insecure.push(r.domain().to_string());
+            }
+        }
+    }
+    Ok(RegistryClient::new(config)?)
+}
+
+/// Pushes `image` as `target`: the config and layers (at most [`PUSH_CONCURRENCY`] at once,
+/// each skipped when present, else mounted from a base image's repository, else uploaded),
+/// then the manifest, by tag or (`by_digest`) by digest.
+async fn push(
+    client: &RegistryClient,
+    content: &kiln_content::ContentStore,
+    image: &kiln_export::ExportedImage,
+    target: &str,
+    by_digest: bool,
+    base_images: &[kiln_frontend_dockerfile::BaseImage],
+    status: &Statuses<'_>,
+) -> anyhow::Result<()> {
+    let reference = Reference::parse(target)?;
+    let repository = reference.clone().without_tag_or_digest();
+    let mount_from: Vec<Reference> = base_images
+        .iter()
+        .filter_map(|b| Reference::parse(&b.reference).ok())
+        .map(Reference::without_tag_or_digest)
+        .collect();
+    let blobs: Vec<&kiln_registry::Descriptor> = image
+        .blobs()
+        .into_iter()
+        .filter(|d| d.digest != image.manifest.digest)
+        .collect();
+
+    let layers_task = "pushing layers".to_string();
+    status.send(layers_task.clone(), 0, None, false);
+    futures::stream::iter(blobs.into_iter().map(|desc| {
+        let repository = &repository;
+        let mount_from = &mount_from;
+        async move {
+            let task = desc.digest.to_string();
+            let size = desc.size;
+            let progress = |sent: u64| status.send(task.clone(), sent, Some(size), false);
+            let pushed = client
+                .push_blob(
+                    repository,
+                    desc,
+                    BlobSource::File(content.path(&desc.digest)),
+                    mount_from,
+                    &progress,
+                )
+                .await?;
+            let shown = match pushed {
+                BlobPushed::Present => format!("{task} exists"),
+                BlobPushed::Mounted { from } => format!("{task} mounted from {from}"),
+                BlobPushed::Uploaded => task.clone(),
+            };
+            status.send(shown, size, Some(size), true);
+            anyhow::Ok(())
+        }
+    }))
+    .buffer_unordered(PUSH_CONCURRENCY)
+    .try_collect::<Vec<()>>()
+    .await?;
+    status.done(layers_task);
+
+    let manifest_ref = if by_digest || reference.digest().is_some() {
+        repository
+            .clone()
+            .with_digest(image.manifest.digest.clone())
+    } else {
+        reference.clone().with_default_tag()
+    };
+    let shown = if by_digest {
+        repository.to_string()
+    } else {
+        reference.clone().without_tag_or_digest_keeping_tag()
+    };
+    let task = format!("pushing manifest for {shown}@{}", image.manifest.digest);
+    status.send(task.clone(), 0, None, false);
+    client
+        .push_manifest(
+            &manifest_ref,
+            &image.manifest.media_type,
+            &image.manifest_json,
+        )
+        .await?;
+    status.done(task);
+    Ok(())
+}
+
+/// The `name[:tag]` of a reference, without its digest.
+trait KeepTag {
+    fn without_tag_or_digest_keeping_tag(self) -> String;
+}
+
+impl KeepTag for Reference {
+    fn without_tag_or_digest_keeping_tag(self) -> String {
+        match self.tag() {
+            Some(t) => format!("{}:{t}", self.name()),
+            None => self.name(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::parse_output;
+
+    /// Parses `outputs`, applies `tags` and `push`, and describes the image-store outputs as
+    /// `names push=.. store=..` lines, or gives the error.
+    fn rewrite(outputs: &[&str], tags: &[&str], push: bool) -> Result<Vec<String>, String> {
+        let mut parsed = outputs
+            .iter()
+            .map(|o| parse_output(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        apply_flags(&mut parsed, &tags, push)?;
+        Ok(parsed
+            .iter()
+            .map(|o| match o {
+                Output::Store(s) => format!(
+                    "image {} push={} by-digest={} insecure={} canonical={} dangling={:?} store={} unpack={} oci={}",
+                    s.image.names.join(","),
+                    s.push,
+                    s.push_by_digest,
+                    s.insecure,
+                    s.name_canonical,
+                    s.dangling_prefix,
+                    s.store,
+                    s.unpack,
+                    s.image.oci_mediatypes().0,
+                ),
+                other => format!("{other:?}"),
+            })
+            .collect())
+    }
+
+    #[test]
+    fn rewrites_outputs_as_buildx() {
+        let mut failures = Vec::new();
+        let mut check =
+            |outputs: &[&str], tags: &[&str], push: bool, want: Result<&[&str], &str>| {
+                let got = rewrite(outputs, tags, push);
+                let ok = match (&got, &want) {
+                    (Ok(g), Ok(w)) => g == w,
+                    (Err(g), Err(w)) => g.contains(w),
+                    _ => false,
+                };
+                if !ok {
+                    failures.push(format!(
+                        "{outputs:?} -t {tags:?} push={push}: got {got:?}, want {want:?}"
+                    ));
+                }
+            };
+        let plain = "push=false by-digest=false insecure=false canonical=false dangling=None store=true unpack=false oci=false";
+        let pushed = "push=true by-digest=false insecure=false canonical=false dangling=None store=true unpack=false oci=false";
+        check(
+            &[],
+            &["reg/app:1"],
+            true,
+            Ok(&[&format!("image reg/app:1 {pushed}")]),
+        );
+        check(
+            &[],
+            &[],
+            true,
+            Err("tag is needed when pushing to registry"),
+        );
+        check(
+            &["type=image,name=x"],
+            &[],
+            false,
+            Ok(&[&format!("image x {plain}")]),
+        );
+        check(
+            &["type=image,\"name=a,b\""],
+            &[],
+            true,
+            Ok(&[&format!("image a,b {pushed}")]),
+        );
+        check(
+            &["type=image,name=x"],
+            &["t1", "t2"],
+            false,
+            Ok(&[&format!("image t1,t2 {plain}")]),
+        );
+        check(
+            &["type=registry,name=x,push=false"],
+            &[],
+            false,
+            Ok(&[&format!("image x {pushed}")]),
+        );
+        check(
+            &["type=registry"],
+            &[],
+            false,
+            Err("tag is needed when pushing to registry"),
+        );
+        check(&["type=image,push=true"], &[], false, Err("tag is needed"));
+        check(&["type=image,push="], &[], false, Err("tag is needed"));
+        check(
+            &["type=image,push=true"],
+            &["t"],
+            false,
+            Ok(&[&format!("image t {pushed}")]),
+        );
+        check(
+            &[
+                "type=image,name=x,push-by-digest=true,registry.insecure=true,name-canonical=true,unpack=true,store=false,oci-mediatypes=true,compression=zstd",
+            ],
+            &[],
+            true,
+            Ok(&[
+                "image x push=true by-digest=true insecure=true canonical=true dangling=None store=false unpack=true oci=true",
+            ]),
+        );
+        check(
+            &["type=image,dangling-name-prefix=reg/tmp"],
+            &[],
+            false,
+            Ok(&[
+                "image  push=false by-digest=false insecure=false canonical=false dangling=Some(\"reg/tmp\") store=true unpack=false oci=false",
+            ]),
+        );
+        check(
+            &["type=image,dangling-name-prefix=Bad:Name"],
+            &[],
+            false,
+            Err("invalid dangling-name-prefix"),
+        );
+        // `--push` with another output adds an image output; it leaves the other alone.
+        check(
+            &["type=local,dest=out"],
+            &["t"],
+            true,
+            Ok(&["Local { dest: \"out\" }", &format!("image t {pushed}")]),
+        );
+        check(
+            &["type=image,push=maybe"],
+            &[],
+            false,
+            Err("non-bool value \"maybe\" specified for push"),
+        );
+        check(
+            &["type=image,dest=x"],
+            &[],
+            false,
+            Err("does not write files"),
+        );
+        check(
+            &["type=image,bogus=1"],
+            &[],
+            false,
+            Err("unknown attribute \"bogus\" for output type \"image\""),
+        );
+        check(
+            &["type=image,name=UPPER"],
+            &[],
+            false,
+            Err("invalid tag \"UPPER\""),
+        );
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

@@ -1,0 +1,367 @@
+//! `--load` and `-o type=docker` without `dest`: the image goes into the Docker engine
+//! (`scripts/dockerd.sh`) through its API socket, and a second load of the same image sends
+//! nothing but tags. kiln talks to the engine through a recording proxy on a unix socket
+//! (`DOCKER_HOST`), so the tests see every request and every byte it sent.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+
+use common::{assert_success, busybox, context_with, kiln_build, state_dir};
+use kiln_testkit::DockerEngine;
+
+/// The engine's socket, where the proxy forwards to.
+const ENGINE_SOCKET: &str = "/var/run/docker.sock";
+
+/// One connection through the proxy: the first request line and how many bytes the client
+/// sent on it (headers and body of every request on the connection).
+#[derive(Debug, Clone, Default)]
+struct Connection {
+    request_line: String,
+    client_bytes: u64,
+}
+
+/// A unix socket that forwards every connection to the engine's socket and records it.
+struct RecordingProxy {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    connections: Arc<Mutex<Vec<Arc<Mutex<Connection>>>>>,
+}
+
+impl RecordingProxy {
+    fn start() -> RecordingProxy {
+        let dir = tempfile::tempdir().expect("proxy dir");
+        let socket = dir.path().join("docker.sock");
+        let listener = UnixListener::bind(&socket).expect("bind the proxy socket");
+        let connections: Arc<Mutex<Vec<Arc<Mutex<Connection>>>>> = Arc::default();
+        let recorded = Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let conn = Arc::new(Mutex::new(Connection::default()));
+                recorded.lock().expect("lock").push(Arc::clone(&conn));
+                std::thread::spawn(move || forward(client, &conn));
+            }
+        });
+        RecordingProxy {
+            _dir: dir,
+            socket,
+            connections,
+        }
+    }
+
+    /// `DOCKER_HOST` for kiln.
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// The connections made so far (and forgets them).
+    fn take(&self) -> Vec<Connection> {
+        let taken = std::mem::take(&mut *self.connections.lock().expect("lock"));
+        taken
+            .iter()
+            .map(|c| c.lock().expect("lock").clone())
+            .collect()
+    }
+}
+
+/// Copies the client's bytes to the engine (recording the first line and counting bytes) and
+/// the engine's answers back, until both sides are done.
+fn forward(mut client: UnixStream, conn: &Mutex<Connection>) {
+    let Ok(mut engine) = UnixStream::connect(ENGINE_SOCKET) else {
+        return;
+    };
+    let (Ok(mut client_out), Ok(mut engine_in)) = (client.try_clone(), engine.try_clone()) else {
+        return;
+    };
+    let answers = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut engine_in, &mut client_out);
+        let _ = client_out.shutdown(std::net::Shutdown::Write);
+    });
+    let mut first_line = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let data = buf.get(..n).unwrap_or_default();
+        {
+            let mut c = conn.lock().expect("lock");
+            c.client_bytes += n as u64;
+            if c.request_line.is_empty() {
+                first_line.extend_from_slice(data);
+                if let Some(end) = first_line.windows(2).position(|w| w == b"\r\n") {
+                    c.request_line =
+                        String::from_utf8_lossy(first_line.get(..end).unwrap_or_default())
+                            .into_owned();
+                }
+            }
+        }
+        if engine.write_all(data).is_err() {
+            break;
+        }
+    }
+    let _ = engine.shutdown(std::net::Shutdown::Write);
+    let _ = answers.join();
+}
+
+/// Runs `docker ARGS` and returns its stdout; fails the test when it fails.
+fn docker(engine: &DockerEngine, args: &[&str]) -> String {
+    let out = engine.command().args(args).output().expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kiln build --progress plain EXTRA CONTEXT` with `DOCKER_HOST` set.
+fn build(state: &Path, ctx: &Path, docker_host: &str, extra: &[&str]) -> Output {
+    kiln_build(state)
+        .args(["--progress", "plain"])
+        .args(extra)
+        .arg(ctx)
+        .env("DOCKER_HOST", docker_host)
+        .output()
+        .expect("run kiln build")
+}
+
+#[test]
+fn load_puts_the_image_into_the_engine_and_a_second_load_only_tags() {
+    let engine = DockerEngine::connect().expect("the Docker engine (scripts/dockerd.sh)");
+    let (_registry, base) = busybox();
+    let state = state_dir();
+    // A file no earlier run wrote, so the engine cannot have the image yet.
+    let text = common::unique_value("loaded-");
+    let ctx = context_with(&[
+        ("Dockerfile", &format!("FROM {base}\nCOPY file /file\n")),
+        ("file", &text),
+    ]);
+    let repo = format!(
+        "kiln-load-test-{}",
+        text.get(7..19).expect("unique value is long enough")
+    );
+    let names: Vec<String> = ["1", "2", "3"]
+        .iter()
+        .map(|t| format!("{repo}:{t}"))
+        .collect();
+    let work = tempfile::tempdir().expect("work dir");
+    let iidfile = work.path().join("iid");
+    let proxy = RecordingProxy::start();
+
+    let result = std::panic::catch_unwind(|| {
+        // The first load sends the tarball, which names both tags.
+        let out = build(
+            state.path(),
+            ctx.path(),
+            &proxy.docker_host(),
+            &[
+                "--load",
+                "-t",
+                &names[0],
+                "-t",
+                &names[1],
+                "--iidfile",
+                iidfile.to_str().expect("path"),
+            ],
+        );
+        let stderr = assert_success(&out);
+        let id = std::fs::read_to_string(&iidfile).expect("iidfile");
+        assert!(id.starts_with("sha256:"), "{id}");
+        let first = proxy.take();
+        let loads: Vec<&Connection> = first
+            .iter()
+            .filter(|c| c.request_line.starts_with("POST /images/load?quiet=1 "))
+            .collect();
+        assert_eq!(loads.len(), 1, "{first:#?}\n{stderr}");
+        // The whole tarball went through (it holds busybox's layer, far above 100 kB).
+        assert!(loads[0].client_bytes > 100_000, "{first:#?}");
+        assert!(stderr.contains("importing to docker"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("Loaded image: {}", names[0])),
+            "{stderr}"
+        );
+
+        // Both names are the image whose id is the config digest, and it runs.
+        for name in &names[..2] {
+            let got = docker(&engine, &["image", "inspect", "--format", "{{.Id}}", name]);
+            assert_eq!(got.trim(), id, "{name}");
+        }
+        let printed = docker(
+            &engine,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &names[0],
+                "cat",
+                "/file",
+            ],
+        );
+        assert_eq!(printed, text);
+
+        // The same build again, as `-o type=docker` with a third name: nothing is sent but
+        // the tags.
+        let out = build(
+            state.path(),
+            ctx.path(),
+            &proxy.docker_host(),
+            &[
+                "-o",
+                "type=docker",
+                "-t",
+                &names[0],
+                "-t",
+                &names[1],
+                "-t",
+                &names[2],
+            ],
+        );
+        let stderr = assert_success(&out);
+        let second = proxy.take();
+        let lines: Vec<&str> = second.iter().map(|c| c.request_line.as_str()).collect();
+        let mut want = vec![format!("GET /images/{id}/json HTTP/1.1")];
+        for name in &names {
+            let tag = name.rsplit(':').next().unwrap_or_default();
+            want.push(format!(
+                "POST /images/{id}/tag?repo={repo}&tag={tag} HTTP/1.1"
+            ));
+        }
+        assert_eq!(lines, want, "{stderr}");
+        // No request carried a tarball, whatever its request line.
+        let sent: u64 = second.iter().map(|c| c.client_bytes).sum();
+        assert!(sent < 4096, "{sent} bytes sent: {second:#?}");
+        assert!(
+            stderr.contains(&format!("image {id} already present in the Docker engine")),
+            "{stderr}"
+        );
+        let got = docker(
+            &engine,
+            &["image", "inspect", "--format", "{{.Id}}", &names[2]],
+        );
+        assert_eq!(got.trim(), id);
+    });
+
+    let mut rm = vec!["image", "rm", "--force"];
+    rm.extend(names.iter().map(String::as_str));
+    let _ = engine.command().args(&rm).output();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn load_without_an_engine_gives_the_docker_clis_message() {
+    let state = state_dir();
+    let ctx = context_with(&[
+        ("Dockerfile", "FROM scratch\nCOPY file /file\n"),
+        ("file", "no engine\n"),
+    ]);
+    // The exit code (2 for a usage error) and the end of a line of stderr.
+    let check = |docker_host: &str, flags: &[&str], code: i32, want: &str| {
+        let out = build(state.path(), ctx.path(), docker_host, flags);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.lines().any(|l| l.ends_with(want)),
+            "DOCKER_HOST={docker_host} {flags:?}: want a line ending with {want:?}:\n{stderr}"
+        );
+    };
+    check(
+        "unix:///nonexistent",
+        &["--load", "-t", "kiln-load-test:none"],
+        1,
+        "Cannot connect to the Docker daemon at unix:///nonexistent. Is the docker daemon running?",
+    );
+    check(
+        "unix:///nonexistent",
+        &["-o", "type=docker"],
+        1,
+        "Cannot connect to the Docker daemon at unix:///nonexistent. Is the docker daemon running?",
+    );
+    // Nothing listens on port 1 of the loopback address.
+    check(
+        "tcp://127.0.0.1:1",
+        &["--load"],
+        1,
+        "Cannot connect to the Docker daemon at tcp://127.0.0.1:1. Is the docker daemon running?",
+    );
+    // A DOCKER_HOST kiln cannot use is refused before the build.
+    check(
+        "ssh://me@example.invalid",
+        &["--load"],
+        2,
+        "invalid DOCKER_HOST \"ssh://me@example.invalid\": ssh:// connections are not supported by kiln yet (unix:// and tcp:// are)",
+    );
+}
+
+/// A fake engine on a unix socket: it has no image, reads a whole load request (a chunked
+/// body) and answers it with an `errorDetail` in the JSON message stream, as an engine does
+/// when the tarball is bad. Returns the socket's directory and the bytes of the load body.
+fn fake_engine_refusing_loads() -> (tempfile::TempDir, PathBuf, Arc<Mutex<u64>>) {
+    let dir = tempfile::tempdir().expect("fake engine dir");
+    let socket = dir.path().join("engine.sock");
+    let listener = UnixListener::bind(&socket).expect("bind the fake engine");
+    let body_bytes = Arc::new(Mutex::new(0u64));
+    let seen = Arc::clone(&body_bytes);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut data = Vec::new();
+            let mut buf = vec![0u8; 64 << 10];
+            // The request ends with its headers (GET) or with the last chunk (the load).
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(buf.get(..n).unwrap_or_default());
+                let is_load = data.starts_with(b"POST /images/load");
+                if (!is_load && data.windows(4).any(|w| w == b"\r\n\r\n"))
+                    || (is_load && data.ends_with(b"\r\n0\r\n\r\n"))
+                {
+                    break;
+                }
+            }
+            let answer: &[u8] = if data.starts_with(b"POST /images/load") {
+                *seen.lock().expect("lock") = data.len() as u64;
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 88\r\nConnection: close\r\n\r\n{\"errorDetail\":{\"message\":\"archive/tar: invalid tar header\"},\"error\":\"invalid header\"}\n\n"
+            } else {
+                b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 29\r\nConnection: close\r\n\r\n{\"message\":\"No such image\"}\n\n"
+            };
+            let _ = conn.write_all(answer);
+        }
+    });
+    (dir, socket, body_bytes)
+}
+
+#[test]
+fn an_engine_error_while_loading_is_one_clear_message() {
+    let (_dir, socket, body_bytes) = fake_engine_refusing_loads();
+    let state = state_dir();
+    let ctx = context_with(&[
+        ("Dockerfile", "FROM scratch\nCOPY file /file\n"),
+        ("file", "refused\n"),
+    ]);
+    let host = format!("unix://{}", socket.display());
+    let out = build(state.path(), ctx.path(), &host, &["--load"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let want = format!(
+        "ERROR: failed to solve: failed to load the image into the Docker engine at {host}: archive/tar: invalid tar header"
+    );
+    assert!(
+        stderr.lines().any(|l| l == want),
+        "want {want:?}:\n{stderr}"
+    );
+    // The whole tarball was sent before the engine answered.
+    assert!(*body_bytes.lock().expect("lock") > 2048, "{stderr}");
+}
