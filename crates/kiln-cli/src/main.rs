@@ -14,6 +14,7 @@ mod exit;
 mod export_image;
 mod inputs;
 mod metadata;
+mod no_output;
 mod oci_layout;
 mod outputs;
 mod remote_context;

@@ -26,6 +26,9 @@ pub enum Output {
     Image(ImageOutput),
     /// `type=image|registry`: the image in kiln's image store, pushed with `push=true`.
     Store(crate::export_image::StoreOutput),
+    /// `type=cacheonly`: nothing is exported; the result stays in the build cache, and the
+    /// build opts out of the no-output default ([`crate::no_output`]).
+    CacheOnly,
 }
 
 /// The image tarball formats.
@@ -280,6 +283,13 @@ pub fn parse_output(value: &str) -> Result<Output, String> {
         "oci" => return parse_image(ImageFormat::Oci, attrs).map(Output::Image),
         "docker" => return parse_image(ImageFormat::Docker, attrs).map(Output::Image),
         "image" | "registry" => return crate::export_image::parse(&kind, attrs).map(Output::Store),
+        // BuildKit's exporter takes no attributes; buildx drops the output before solving.
+        "cacheonly" => {
+            if let Some(k) = attrs.keys().next() {
+                return Err(format!("unknown attribute {k:?} for output type {kind:?}"));
+            }
+            return Ok(Output::CacheOnly);
+        }
         _ => {}
     }
     let dest = attrs.remove("dest");
@@ -296,11 +306,6 @@ pub fn parse_output(value: &str) -> Result<Output, String> {
                 Some(d) => Some(PathBuf::from(d)),
             },
         },
-        "cacheonly" => {
-            return Err(format!(
-                "output type {kind:?} is not supported by kiln yet (local, tar, oci and docker are)"
-            ));
-        }
         other => {
             return Err(format!(
                 "unknown output type {other:?}: expected local, tar, image, registry, oci, docker or cacheonly"
@@ -381,7 +386,11 @@ mod tests {
         );
         check("type=local", Err("dest is required"));
         check("type=nope,dest=x", Err("unknown output type \"nope\""));
-        check("type=cacheonly", Err("not supported by kiln yet"));
+        check("type=cacheonly", Ok(Output::CacheOnly));
+        check(
+            "type=cacheonly,dest=x",
+            Err("unknown attribute \"dest\" for output type \"cacheonly\""),
+        );
         check(
             "type=local,dest=x,foo=bar",
             Err("unknown attribute \"foo\""),

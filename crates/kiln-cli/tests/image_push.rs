@@ -228,19 +228,7 @@ fn image_output_names_the_image_in_the_store() {
         .build()
         .expect("runtime");
     let (names, missing) = runtime.block_on(async {
-        let registry: std::sync::Arc<dyn kiln_registry::Registry> = std::sync::Arc::new(
-            kiln_registry::RegistryClient::new(kiln_registry::RegistryConfig::default())
-                .expect("client"),
-        );
-        let worker = kiln_worker::Worker::open(kiln_worker::WorkerOptions {
-            root: state.path().to_path_buf(),
-            registry,
-            platform: kiln_oci::Platform::host(),
-            snapshotter: kiln_snapshot::DriverChoice::Auto,
-            concurrency: 0,
-        })
-        .await
-        .expect("open worker");
+        let worker = common::open_worker(state.path()).await;
         let images = worker.images().expect("images");
         let names: Vec<(String, String)> = images
             .iter()

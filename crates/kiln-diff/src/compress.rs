@@ -165,11 +165,41 @@ pub fn decompress<'a, R: Read + 'a>(
 /// the `diff_id` and size of the tar, all computed in the same pass.
 ///
 /// The output is deterministic for a given input and compression: the gzip header carries no
-/// file name and a zero modification time, and zstd runs single-threaded.
+/// file name and a zero modification time, and zstd compresses with [`zstd_workers`] worker
+/// threads, whose output does not depend on how many workers there are (see
+/// [`compress_with_workers`]).
 pub fn compress<R: Read, W: Write>(
     reader: R,
     writer: W,
     compression: Compression,
+) -> Result<Compressed> {
+    compress_with_workers(reader, writer, compression, zstd_workers())
+}
+
+/// The most worker threads zstd compression uses.
+const MAX_ZSTD_WORKERS: u32 = 4;
+
+/// The number of worker threads [`compress`] gives zstd: the machine's available parallelism,
+/// at most 4 (at least 1).
+pub fn zstd_workers() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(MAX_ZSTD_WORKERS))
+        .unwrap_or(1)
+        .clamp(1, MAX_ZSTD_WORKERS)
+}
+
+/// [`compress`] with `workers` zstd worker threads (only zstd uses them).
+///
+/// zstd's multi-threaded mode (`workers` ≥ 1) cuts the input into jobs whose size depends on
+/// the level only, never on the number of workers, so every worker count from 1 up gives the
+/// same bytes (zstd documents this, and `tests/zstd_threads.rs` checks it). `workers = 0` is
+/// zstd's single-threaded streaming mode, which frames the data differently: its bytes differ
+/// from the multi-threaded ones, so kiln never uses it for layers.
+pub fn compress_with_workers<R: Read, W: Write>(
+    reader: R,
+    writer: W,
+    compression: Compression,
+    workers: u32,
 ) -> Result<Compressed> {
     if let Compression::Estargz { level } = compression {
         let made = crate::compress_estargz(
@@ -205,6 +235,9 @@ pub fn compress<R: Read, W: Write>(
         Compression::Zstd { level } => {
             let mut encoder =
                 zstd::stream::write::Encoder::new(&mut output, level).map_err(Error::Write)?;
+            if workers > 0 {
+                encoder.multithread(workers).map_err(Error::Write)?;
+            }
             copy(&mut input, &mut encoder)?;
             encoder.finish().map_err(Error::Write)?;
         }

@@ -58,7 +58,8 @@ mod resolve;
 
 pub use apply::{Applied, ApplyOptions, WhiteoutMode, apply_layer, apply_layer_with};
 pub use compress::{
-    Compressed, Compression, CompressionKind, compress, decompress, detect_compression,
+    Compressed, Compression, CompressionKind, compress, compress_with_workers, decompress,
+    detect_compression, zstd_workers,
 };
 pub use diff::{DiffOpts, DiffStats, write_diff_dirs, write_diff_overlay};
 pub use error::{Error, Result};

@@ -63,6 +63,8 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     }
     // `--push`, and `-t` and the name checks of `type=image|registry`.
     crate::export_image::apply_flags(&mut outputs, &args.tags, args.push).map_err(UsageError)?;
+    // No output: `-t` names go to kiln's image store, and a warning says how to export.
+    let no_output = crate::no_output::apply(&mut outputs, &args.tags).map_err(UsageError)?;
     crate::annotations::apply_flags(&mut outputs, &args.annotations).map_err(UsageError)?;
     for o in &outputs {
         if let Output::Image(image) = o {
@@ -203,6 +205,11 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         &root, &source, &name, &opts, &locals, session, &outputs, sink,
     ));
     let summary = printer.finish();
+    if result.is_ok()
+        && let Some(hint) = &no_output
+    {
+        hint.print();
+    }
     match result {
         Ok(image) => write_result_files(args, &opts.session_id, image.as_ref()),
         Err(BuildFailure::Dockerfile(e)) => {
@@ -467,13 +474,9 @@ async fn run(
                 };
                 step(&sink, &id, worker.export_tar(&result, out)).await?;
             }
+            // Removed by `no_output::apply`; nothing to export in any case.
+            Output::CacheOnly => {}
         }
-    }
-    if outputs.is_empty() {
-        sink.send(Event::Warning {
-            id: String::new(),
-            message: "No output specified: the build result stays in kiln's cache only. Use -o type=local,dest=DIR or -o type=tar,dest=FILE to export it".to_string(),
-        });
     }
     crate::commands::prune::gc_after_build(worker.storage(), &result, &sink);
     Ok(image_result)

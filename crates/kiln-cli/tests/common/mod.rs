@@ -213,3 +213,21 @@ pub fn step_state<'a>(log: &'a str, step: &str) -> Option<&'a str> {
                 .find(|s| rest.starts_with(s))
         })
 }
+
+/// Opens the worker of a state directory in this process (the image store, usage records),
+/// as `kiln build` does; the caller runs no build on it at the same time.
+pub async fn open_worker(state: &Path) -> kiln_worker::Worker {
+    let registry: std::sync::Arc<dyn kiln_registry::Registry> = std::sync::Arc::new(
+        kiln_registry::RegistryClient::new(kiln_registry::RegistryConfig::default())
+            .expect("client"),
+    );
+    kiln_worker::Worker::open(kiln_worker::WorkerOptions {
+        root: state.to_path_buf(),
+        registry,
+        platform: kiln_oci::Platform::host(),
+        snapshotter: kiln_snapshot::DriverChoice::Auto,
+        concurrency: 0,
+    })
+    .await
+    .expect("open worker")
+}
