@@ -25,6 +25,8 @@ pub enum Command {
     Du(DuArgs),
     /// Remove build cache.
     Prune(PruneArgs),
+    /// List the images of kiln's image store (`-o type=image`, or `-t` without an output).
+    Images(ImagesArgs),
     /// Show kiln's version.
     Version,
 }
@@ -38,6 +40,20 @@ pub struct DuArgs {
     /// Provide a more verbose output.
     #[arg(long)]
     pub verbose: bool,
+    /// The directory holding kiln's state (default: `/var/lib/kiln` for root).
+    #[arg(long = "root", env = "KILN_ROOT", hide = true)]
+    pub root: Option<PathBuf>,
+}
+
+/// Arguments of `kiln images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only show the names.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show full digests.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
     /// The directory holding kiln's state (default: `/var/lib/kiln` for root).
     #[arg(long = "root", env = "KILN_ROOT", hide = true)]
     pub root: Option<PathBuf>,

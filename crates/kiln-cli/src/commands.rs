@@ -3,6 +3,7 @@
 mod build;
 pub(crate) mod debug;
 mod du;
+mod images;
 mod prune;
 
 use crate::cli::{Cli, Command, DebugCommand};
@@ -15,6 +16,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Debug(DebugCommand::DumpLlb(args)) => debug::dump_llb(&args),
         Command::Du(args) => du::du(&args),
         Command::Prune(args) => prune::prune(&args),
+        Command::Images(args) => images::images(&args),
         Command::Version => {
             use std::io::Write;
             writeln!(

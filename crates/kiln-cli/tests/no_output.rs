@@ -26,21 +26,32 @@ fn build(state: &Path, context: &Path, args: &[&str]) -> Output {
         .expect("run kiln build")
 }
 
-/// The image store of the state directory: each name with its manifest digest.
+/// The image store of the state directory, as `kiln images --no-trunc` lists it: each name
+/// with its manifest digest.
 fn stored_images(state: &Path) -> Vec<(String, String)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let worker = common::open_worker(state).await;
-        worker
-            .images()
-            .expect("images")
-            .iter()
-            .map(|r| (r.name.clone(), r.target.digest.to_string()))
-            .collect()
-    })
+    let out = common::kiln()
+        .args(["images", "--no-trunc", "--root"])
+        .arg(state)
+        .output()
+        .expect("run kiln images");
+    common::assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines
+            .next()
+            .map(|h| h.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["NAME", "DIGEST", "CREATED"]),
+        "{text}"
+    );
+    lines
+        .map(|l| {
+            let mut cols = l.split_whitespace();
+            let name = cols.next().unwrap_or_default().to_string();
+            let digest = cols.next().unwrap_or_default().to_string();
+            (name, digest)
+        })
+        .collect()
 }
 
 /// What one build should show: the warning's presence and text, and the image store after it.

@@ -147,6 +147,14 @@ pub(crate) fn held_blobs(db: &redb::Database, root: &Path) -> Result<BTreeSet<St
         .collect())
 }
 
+impl crate::Storage {
+    /// The images of kiln's image store (`-o type=image`), sorted by name, without opening a
+    /// worker (as `kiln images` reads them).
+    pub fn images(&self) -> Result<Vec<ImageRecord>> {
+        list(self.db(), self.root())
+    }
+}
+
 impl crate::Worker {
     /// The images of kiln's image store (`-o type=image`), sorted by name.
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
