@@ -28,3 +28,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+/// The state directory a command works on (`--root`, else the default), locked for it, and
+/// its storage: for the commands that read or change the cache without building.
+fn open_storage(
+    root: Option<&std::path::Path>,
+) -> anyhow::Result<(kiln_worker::StateLock, kiln_worker::Storage)> {
+    use anyhow::Context as _;
+    let root = root.map_or_else(build::default_root, std::path::Path::to_path_buf);
+    let lock = kiln_worker::StateLock::acquire(&root, |_| {})
+        .with_context(|| format!("locking {}", root.display()))?;
+    let storage = kiln_worker::Storage::open(&root)?;
+    Ok((lock, storage))
+}

@@ -3,8 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
-use kiln_worker::{Filter, Storage, UsageRecord};
+use kiln_worker::{Filter, UsageRecord};
 
 use crate::cli::DuArgs;
 use crate::exit::UsageError;
@@ -12,13 +11,7 @@ use crate::exit::UsageError;
 /// `kiln du [--verbose] [--filter ...]`.
 pub fn du(args: &DuArgs) -> anyhow::Result<()> {
     let (filter, until) = parse_filters(&args.filters)?;
-    let root = args
-        .root
-        .clone()
-        .unwrap_or_else(crate::commands::build::default_root);
-    let _lock = kiln_worker::StateLock::acquire(&root, |_| {})
-        .with_context(|| format!("locking {}", root.display()))?;
-    let storage = Storage::open(&root)?;
+    let (_lock, storage) = super::open_storage(args.root.as_deref())?;
     let now = SystemTime::now();
     let records: Vec<UsageRecord> = storage
         .disk_usage(&filter, &[])?

@@ -4,19 +4,12 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use anyhow::Context as _;
-
 use crate::cli::ImagesArgs;
 
 /// `kiln images [-q] [--no-trunc]`.
 pub fn images(args: &ImagesArgs) -> anyhow::Result<()> {
-    let root = args
-        .root
-        .clone()
-        .unwrap_or_else(crate::commands::build::default_root);
-    let _lock = kiln_worker::StateLock::acquire(&root, |_| {})
-        .with_context(|| format!("locking {}", root.display()))?;
-    let records = kiln_worker::Storage::open(&root)?.images()?;
+    let (_lock, storage) = super::open_storage(args.root.as_deref())?;
+    let records = storage.images()?;
     let now = SystemTime::now();
     let rows: Vec<(String, String, String)> = records
         .iter()

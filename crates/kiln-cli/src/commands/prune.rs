@@ -15,7 +15,6 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use anyhow::Context as _;
 use kiln_progress::{Event, ProgressSink};
 use kiln_worker::{DiskSpace, GcConfig, PruneOptions, Ref, Storage};
 
@@ -71,13 +70,7 @@ pub fn prune(args: &PruneArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let root = args
-        .root
-        .clone()
-        .unwrap_or_else(crate::commands::build::default_root);
-    let _lock = kiln_worker::StateLock::acquire(&root, |_| {})
-        .with_context(|| format!("locking {}", root.display()))?;
-    let storage = Storage::open(&root)?;
+    let (_lock, storage) = super::open_storage(args.root.as_deref())?;
     let removed = storage.prune(&opts, &[])?;
     let now = SystemTime::now();
     let mut out = String::new();
