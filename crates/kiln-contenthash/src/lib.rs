@@ -7,6 +7,8 @@
 //! * [`Hasher::checksum`] hashes one selector inside a root: a path, or with
 //!   [`ChecksumOpts::wildcard`] a Go `path.Match` pattern, optionally filtered by include and
 //!   exclude patterns, optionally following a final symlink.
+//! * [`Hasher::tree_manifest`] gives, from the same walk as the tree digest, each kept entry's
+//!   own digest and time, so that a copy of the tree can be brought up to date entry by entry.
 //! * [`StatCache`] remembers file content digests by path and `lstat` identity, in redb or in
 //!   memory, so that an unchanged file is never read twice.
 //!

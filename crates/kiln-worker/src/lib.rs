@@ -18,7 +18,8 @@
 //!
 //! Sources: images (pulled into the content store, unpacked into snapshots named by chain id;
 //! from a registry, or from an OCI layout the client lends, [`OciLayoutStore`]),
-//! local directories (filtered copies), HTTP(S) files (checksummed, revalidated with ETags) and
+//! local directories (filtered copies; a changed directory becomes a layer on top of its last
+//! copy holding only what changed), HTTP(S) files (checksummed, revalidated with ETags) and
 //! git repositories (through the `git` binary, with a bare-repository cache per remote and
 //! hardened argument handling).
 //!

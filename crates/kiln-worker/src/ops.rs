@@ -741,7 +741,12 @@ impl Op<Ref> for File {
         let value = value.clone();
         // What the checksum covers, for the memo of committed snapshots: the selector names
         // the sources and their options; the prefix versions kiln's checksum algorithm.
-        let material = [b"kiln.contenthash.v1\0".as_slice(), selector.as_bytes()].concat();
+        let material = [
+            kiln_contenthash::VERSION.as_bytes(),
+            b"\0",
+            selector.as_bytes(),
+        ]
+        .concat();
         Box::pin(async move {
             blocking(move || {
                 if let Some(name) = value.snapshot()
