@@ -1,6 +1,8 @@
 //! `kiln-bench`: builds four generated workloads with kiln's embedded builder and with the
 //! Docker engine's BuildKit, alternating between the two, and prints for each figure the
-//! medians and the ratio kiln/BuildKit against the targets of issue 4.
+//! medians and the ratio kiln/BuildKit against the targets of issue 4; then exports and pushes
+//! the image of a fifth workload, whose layer is about 400 MB, and compares the compression
+//! throughput and memory with the engine's (issue 5).
 //!
 //! It knows nothing of kiln's internals: it runs the `kiln` and `docker` binaries as a user
 //! would, so the figures include everything a user waits for (process start, context
@@ -35,7 +37,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// The workloads to run (default: all), comma-separated: a-context, b-stages, c-bigrun,
-    /// d-chain (or just a, b, c, d).
+    /// d-chain, e-export (or just a, b, c, d, e).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where the workloads and kiln's state directories go (not tmpfs: overlayfs must work).
@@ -109,7 +111,11 @@ fn run(args: Args) -> Result<()> {
                 .get(..16)
                 .unwrap_or(&workload.fingerprint)
         ));
-        let result = bench(&builders, &workload, args.runs, &mut samples);
+        let result = if workload.name == workload::EXPORT {
+            bench_export(&builders, &workload, args.runs, &mut samples)
+        } else {
+            bench(&builders, &workload, args.runs, &mut samples)
+        };
         // Leave the engine as it was, even after a failure.
         let cleaned = builders.docker_cold(&workload);
         generated.push(report::WorkloadInfo {
@@ -176,7 +182,7 @@ fn bench(
         workload.restore()?;
         builders.kiln_cold(workload, run)?;
         builders.docker_cold(workload)?;
-        for scenario in Scenario::ALL {
+        for scenario in Scenario::BUILDS {
             if scenario == Scenario::OneFile {
                 workload.change()?;
             }
@@ -185,27 +191,139 @@ fn bench(
                     Builder::Kiln => builders.kiln_build(workload, run)?,
                     Builder::BuildKit => builders.docker_build(workload)?,
                 };
-                note(&format!(
-                    "{} {} run {run}/{runs}: {} {:.2}s{}",
-                    workload.name,
-                    scenario.label(),
-                    builder.label(),
-                    timed.seconds,
-                    timed
-                        .max_rss_kib
-                        .map(|k| format!(", max RSS {:.0} MiB", k as f64 / 1024.0))
-                        .unwrap_or_default()
-                ));
-                samples.push(Sample {
-                    workload: workload.name,
-                    scenario,
-                    builder,
-                    run,
-                    seconds: timed.seconds,
-                    max_rss_kib: timed.max_rss_kib,
-                });
+                record(
+                    samples,
+                    Sample {
+                        workload: workload.name,
+                        scenario,
+                        builder,
+                        run,
+                        seconds: timed.seconds,
+                        max_rss_kib: timed.max_rss_kib,
+                        layer_bytes: None,
+                        blob_bytes: None,
+                    },
+                    runs,
+                );
             }
         }
     }
     workload.restore()
+}
+
+/// Runs `runs` rounds of the export scenarios on the export workload: each round prepares its
+/// own built results, untimed, then times kiln's OCI export, kiln's push and the engine's push
+/// (see [`Builders::kiln_prepare_export`]).
+fn bench_export(
+    builders: &Builders,
+    workload: &workload::Workload,
+    runs: usize,
+    samples: &mut Vec<Sample>,
+) -> Result<()> {
+    for run in 1..=runs {
+        note(&format!(
+            "{} run {run}/{runs}: preparing the built results",
+            workload.name
+        ));
+        let oci_state = builders.export_state(workload, run, "oci");
+        let push_state = builders.export_state(workload, run, "push");
+        builders.kiln_prepare_export(workload, &oci_state)?;
+        builders.kiln_prepare_export(workload, &push_state)?;
+        builders.docker_prepare_export(workload)?;
+
+        let tarball = builders
+            .scratch
+            .join(format!("{}-{run}.oci.tar", workload.name));
+        let timed = builders.kiln_export(
+            workload,
+            &oci_state,
+            &format!(
+                "type=oci,dest={},compression=gzip,compression-level=6",
+                tarball.display()
+            ),
+        )?;
+        let (blob, layer) = builders::largest_tar_member(&tarball)?;
+        std::fs::remove_file(&tarball).with_context(|| format!("remove {}", tarball.display()))?;
+        let sample = export_sample(
+            Scenario::OciExport,
+            Builder::Kiln,
+            run,
+            &timed,
+            (layer, blob),
+        );
+        record(samples, sample, runs);
+
+        let registry = kiln_testkit::TestRegistry::start().context("start a registry")?;
+        let target = format!("{}/bench/{}:kiln-{run}", registry.addr(), workload.name);
+        let timed = builders.kiln_export(
+            workload,
+            &push_state,
+            &format!("type=image,name={target},push=true,compression=gzip,compression-level=6"),
+        )?;
+        let (path, blob) = builders::largest_file(&registry.storage_dir())?;
+        let layer = builders::gunzipped_len(&path)?;
+        let sample = export_sample(Scenario::Push, Builder::Kiln, run, &timed, (layer, blob));
+        record(samples, sample, runs);
+        drop(registry);
+
+        let registry = kiln_testkit::TestRegistry::start().context("start a registry")?;
+        let target = format!("{}/bench/{}:docker-{run}", registry.addr(), workload.name);
+        let timed = builders.docker_push(workload, &target)?;
+        let (path, blob) = builders::largest_file(&registry.storage_dir())?;
+        let layer = builders::gunzipped_len(&path)?;
+        let sample = export_sample(
+            Scenario::Push,
+            Builder::BuildKit,
+            run,
+            &timed,
+            (layer, blob),
+        );
+        record(samples, sample, runs);
+    }
+    Ok(())
+}
+
+/// Prints one measurement and keeps it.
+fn record(samples: &mut Vec<Sample>, sample: Sample, runs: usize) {
+    let sizes = match (sample.layer_bytes, sample.blob_bytes) {
+        (Some(layer), Some(blob)) => format!(
+            ", layer {:.1} MB compressed to {:.1} MB",
+            layer as f64 / 1e6,
+            blob as f64 / 1e6
+        ),
+        _ => String::new(),
+    };
+    note(&format!(
+        "{} {} run {}/{runs}: {} {:.2}s{sizes}{}",
+        sample.workload,
+        sample.scenario.label(),
+        sample.run,
+        sample.builder.label(),
+        sample.seconds,
+        sample
+            .max_rss_kib
+            .map(|k| format!(", max RSS {:.0} MiB", k as f64 / 1024.0))
+            .unwrap_or_default()
+    ));
+    samples.push(sample);
+}
+
+/// A measured export of round `run` of the export workload.
+fn export_sample(
+    scenario: Scenario,
+    builder: Builder,
+    run: usize,
+    timed: &builders::Timed,
+    (layer_bytes, blob_bytes): (u64, u64),
+) -> Sample {
+    Sample {
+        workload: workload::EXPORT,
+        scenario,
+        builder,
+        run,
+        seconds: timed.seconds,
+        max_rss_kib: timed.max_rss_kib,
+        layer_bytes: Some(layer_bytes),
+        blob_bytes: Some(blob_bytes),
+    }
 }

@@ -55,6 +55,39 @@ impl XorShift {
         buf
     }
 
+    /// `len` bytes that compress like executables and libraries do (to about half with gzip):
+    /// 64-byte pieces that are either a copy of an earlier piece within the last 32 KiB (what
+    /// a compressor's matches find in code), bytes of a small alphabet (tables, padding,
+    /// instruction fields), or random bytes (constants, hashes), in equal shares.
+    pub fn structured(&mut self, len: usize) -> Vec<u8> {
+        const PIECE: usize = 64;
+        const WINDOW: usize = 32 << 10;
+        let mut buf = Vec::with_capacity(len);
+        while buf.len() < len {
+            let n = PIECE.min(len - buf.len());
+            let kind = self.below(3);
+            if kind == 0 && buf.len() >= PIECE {
+                let back =
+                    usize::try_from(self.between(PIECE as u64, buf.len().min(WINDOW) as u64))
+                        .unwrap_or(PIECE);
+                let from = buf.len() - back;
+                for i in 0..n {
+                    let byte = buf.get(from + i).copied().unwrap_or(0);
+                    buf.push(byte);
+                }
+            } else if kind == 1 {
+                for _ in 0..n {
+                    buf.push((self.below(16) as u8) << 2);
+                }
+            } else {
+                let mut piece = [0u8; PIECE];
+                self.fill(&mut piece);
+                buf.extend_from_slice(piece.get(..n).unwrap_or(&piece));
+            }
+        }
+        buf
+    }
+
     /// About `len` bytes (exactly `len`) of English-looking text: lines of words from a fixed
     /// list, which compresses like source code or prose does.
     pub fn text(&mut self, len: usize) -> Vec<u8> {

@@ -111,7 +111,10 @@ impl ContextWriter {
 }
 
 /// The names of the workloads, in the order they run.
-pub const NAMES: [&str; 4] = ["a-context", "b-stages", "c-bigrun", "d-chain"];
+pub const NAMES: [&str; 5] = ["a-context", "b-stages", "c-bigrun", "d-chain", "e-export"];
+
+/// The workload whose scenarios are image exports (issue 5) rather than builds (issue 4).
+pub const EXPORT: &str = "e-export";
 
 /// Generates the workload `name` (one of [`NAMES`]) into `dir/name`, replacing what was there.
 pub fn generate(name: &str, dir: &Path) -> Result<Workload> {
@@ -125,6 +128,7 @@ pub fn generate(name: &str, dir: &Path) -> Result<Workload> {
         "b-stages" => stages(ctx, &wdir),
         "c-bigrun" => big_run(ctx, &wdir),
         "d-chain" => chain(ctx, &wdir),
+        "e-export" => export(ctx, &wdir),
         other => anyhow::bail!("unknown workload {other:?} (known: {})", NAMES.join(", ")),
     }
 }
@@ -226,4 +230,35 @@ fn chain(mut ctx: ContextWriter, wdir: &Path) -> Result<Workload> {
     }
     let changed = changed.context("workload d: no file to change")?;
     ctx.finish("d-chain", wdir, &dockerfile, changed)
+}
+
+/// (e) One RUN step writing about 400 MB of mixed content into a layer, for the image export
+/// figures: 40% text in 4,000 files of 2 to 78 KiB (sources, documents), 30% binaries that
+/// compress to about half in 30 files of 4 MiB, 20% random data in 16 files of 5 MiB (media
+/// and archives, which do not compress), 10% zeros in 4 files of 10 MiB. The RUN copies the
+/// generated files from a bind mount of the context, so both builders compress the same
+/// bytes; the context itself is not part of the image.
+fn export(mut ctx: ContextWriter, wdir: &Path) -> Result<Workload> {
+    let mut rng = XorShift::new(0xE);
+    let mut changed = None;
+    for i in 0..4_000u64 {
+        let size = usize::try_from(rng.between(2 << 10, 78 << 10)).unwrap_or(40 << 10);
+        let path = ctx.write(&format!("src/m{:02}/f{i:04}.txt", i % 40), &rng.text(size))?;
+        if i == 1_234 {
+            changed = Some(path);
+        }
+    }
+    for i in 0..30 {
+        ctx.write(&format!("bin/prog{i:02}"), &rng.structured(4 << 20))?;
+    }
+    for i in 0..16 {
+        ctx.write(&format!("media/asset{i:02}.bin"), &rng.binary(5 << 20))?;
+    }
+    for i in 0..4 {
+        ctx.write(&format!("data/table{i}.db"), &vec![0; 10 << 20])?;
+    }
+    let changed = changed.context("workload e: no file to change")?;
+    let dockerfile = "ARG BASE=busybox\nFROM ${BASE}\n\
+        RUN --mount=type=bind,target=/src cp -a /src /data && du -sm /data\n";
+    ctx.finish("e-export", wdir, dockerfile, changed)
 }

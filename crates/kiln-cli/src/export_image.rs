@@ -22,8 +22,10 @@
 //!
 //! Registry TLS: the CAs of `/etc/docker/certs.d/<host[:port]>/*.crt` are trusted, as Docker
 //! does; the environment variable `KILN_CERTS_D` names another certificates directory (tests
-//! use it). `registry.insecure=true` reaches the registries of the output's names over plain
-//! HTTP (BuildKit first tries HTTPS without verifying the certificate; kiln does not).
+//! use it). `registry.insecure=true` reaches the registries of the output's names as BuildKit
+//! does: over HTTPS without verifying the certificate (nor its CAs from the certificates
+//! directory), falling back to plain HTTP when HTTPS does not work for the registry (decided
+//! once per registry, on first use, by `kiln_registry`).
 //! Credentials come from Docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`).
 
 use std::collections::BTreeMap;
@@ -53,7 +55,8 @@ pub struct StoreOutput {
     pub push: bool,
     /// `push-by-digest=true`: push the manifest by digest, without the tag.
     pub push_by_digest: bool,
-    /// `registry.insecure=true`: reach the registries of the names over plain HTTP.
+    /// `registry.insecure=true`: reach the registries of the names over HTTPS without
+    /// certificate verification, or over plain HTTP when HTTPS does not work for them.
     pub insecure: bool,
     /// `name-canonical=true`: also name the image `NAME@DIGEST` in the image store.
     pub name_canonical: bool,
@@ -304,8 +307,9 @@ pub async fn export(
     })
 }
 
-/// The registry client for pushing: insecure registries are those of `targets` when
-/// `registry.insecure=true`.
+/// The registry client for pushing: when `registry.insecure=true`, the registries of
+/// `targets` are insecure ([`RegistryConfig::insecure`]: HTTPS without certificate
+/// verification, else plain HTTP), as BuildKit's push marks them both insecure and plain HTTP.
 fn push_client(targets: &[String], insecure: bool) -> anyhow::Result<RegistryClient> {
     let mut config = registry_config();
     if insecure {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -49,8 +49,19 @@ pub const DEFAULT_USER_AGENT: &str = concat!("kiln/", env!("CARGO_PKG_VERSION"))
 /// How a [`RegistryClient`] reaches registries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegistryConfig {
-    /// Registries reached over plain HTTP, besides the loopback ones: `host:port`, or a host
-    /// alone, which then matches every port of it.
+    /// Insecure registries (`host:port`, or a host alone, which then matches every port of
+    /// it), reached as BuildKit reaches a registry configured with `insecure` and
+    /// `http` (what `registry.insecure=true` sets): over HTTPS that accepts any certificate
+    /// and any host name, or, when HTTPS does not work for the registry (the TLS connection
+    /// fails, as when the server speaks plain HTTP), over plain HTTP.
+    ///
+    /// Which of the two is decided once per registry, on its first use, by a probe:
+    /// `GET https://<registry>/v2/` without verification. Any HTTP response at all (even
+    /// `401` or `404`) means HTTPS works; a failed connection means plain HTTP is probed the
+    /// same way and used when it answers. When neither answers nothing is decided (the next
+    /// use probes again) and the request goes over unverified HTTPS, failing with the
+    /// connection's error. Listing a registry here overrides both the loopback rule (plain
+    /// HTTP) and the CAs of [`RegistryConfig::certs_dir`].
     pub insecure: Vec<String>,
     /// The Docker config directory holding `config.json`; `None` means `$DOCKER_CONFIG`, else
     /// `~/.docker`.
@@ -62,39 +73,93 @@ pub struct RegistryConfig {
     /// system's roots, are the `*.crt` files of `<certs_dir>/<host[:port]>/` (the registry
     /// as it is named in references). `None` means [`DOCKER_CERTS_DIR`].
     ///
-    /// A registry with CAs there is always reached over HTTPS, even on loopback, where
-    /// registries are otherwise plain HTTP: configuring a CA for it says it speaks TLS.
+    /// A registry with CAs there is always reached over HTTPS verified with them, even on
+    /// loopback, where registries are otherwise plain HTTP: configuring a CA for it says it
+    /// speaks TLS. Only a registry listed in [`RegistryConfig::insecure`] ignores its CAs.
     /// (BuildKit configures the same per registry in `buildkitd.toml`:
     /// `[registry."host:port"] ca = ["/path/ca.pem"]`; `kiln` may map that onto this later.)
     /// Client certificates (`*.cert` with `*.key`, Docker's mutual TLS) are not supported yet.
     pub certs_dir: Option<PathBuf>,
 }
 
+/// How a [`RegistryClient`] reaches one registry ([`RegistryClient::transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTPS verified against the system's roots: every registry that is neither on
+    /// loopback, nor has CAs in the certificates directory, nor is listed as insecure.
+    Https,
+    /// HTTPS verified against the system's roots and the registry's own CAs from the
+    /// certificates directory ([`RegistryConfig::certs_dir`]).
+    HttpsWithCas,
+    /// HTTPS that accepts any certificate and host name: an insecure registry that speaks
+    /// HTTPS, or one whose probe found neither protocol answering.
+    HttpsUnverified,
+    /// Plain HTTP: a loopback registry (neither listed as insecure nor with CAs), or an
+    /// insecure registry whose HTTPS did not work.
+    PlainHttp,
+}
+
 /// The [`Registry`] implementation that talks to real registries, through oci-client.
 ///
-/// It holds two HTTP clients, one for HTTPS and one for plain HTTP (loopback registries and
-/// those configured as insecure), each with its own token cache, plus one HTTPS client per
-/// registry that has its own CAs in the certificates directory
-/// ([`RegistryConfig::certs_dir`]). All are made on first use, and the system's TLS roots are
-/// read once for all of them: reading them (a file per certificate) cost a fully cached build
-/// more than the rest of its work. The certificates directory is looked at once per registry,
-/// on first use (one `read_dir` of a directory that usually does not exist). Credentials are
-/// looked up once per registry, on first use, from the Docker config and its credential
-/// helpers.
+/// It holds up to three shared HTTP clients, each with its own token cache: HTTPS verified
+/// with the system's roots, plain HTTP (loopback registries, and insecure registries that do
+/// not speak HTTPS), and HTTPS without verification (insecure registries that speak HTTPS);
+/// plus one verified HTTPS client per registry that has its own CAs in the certificates
+/// directory ([`RegistryConfig::certs_dir`]). All are made on first use, and the system's TLS
+/// roots are read once for all of them: reading them (a file per certificate) cost a fully
+/// cached build more than the rest of its work.
+///
+/// How each registry is reached ([`Transport`]) is decided once, on its first use, and
+/// remembered in the client: for a registry listed as insecure by a probe (see
+/// [`RegistryConfig::insecure`]), for the others by looking at the certificates directory
+/// (one `read_dir` of a directory that usually does not exist). Concurrent first uses of a
+/// registry wait for one decision. Credentials are looked up once per registry, on first
+/// use, from the Docker config and its credential helpers.
 pub struct RegistryClient {
     https: OnceLock<oci_client::Client>,
     http: OnceLock<oci_client::Client>,
+    /// HTTPS accepting any certificate, for insecure registries that speak HTTPS.
+    unverified: OnceLock<oci_client::Client>,
     /// The system's TLS roots, read on first use.
     roots: OnceLock<Vec<Certificate>>,
-    /// By registry host: its own HTTPS client when it has CAs in the certificates directory,
-    /// `None` when it has none (the shared clients serve it).
-    hosts: Mutex<HashMap<String, Option<oci_client::Client>>>,
+    /// By registry host: how it is reached, decided on its first use.
+    routes: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Route>>>>,
     certs_dir: PathBuf,
     user_agent: &'static str,
     insecure: Vec<String>,
     docker_config_dir: Option<PathBuf>,
     /// The credentials looked up so far, by registry host.
     credentials: Mutex<HashMap<String, RegistryAuth>>,
+}
+
+/// How one registry is reached: the transport and the client that implements it (a cheap
+/// handle on a shared connection pool and token cache).
+#[derive(Clone)]
+struct Route {
+    transport: Transport,
+    client: oci_client::Client,
+}
+
+/// Why no [`Route`] was remembered for a registry.
+enum NotDecided {
+    /// Setting up its client failed.
+    Failed(RegistryError),
+    /// An insecure registry answered neither over HTTPS nor over plain HTTP: this use goes
+    /// over unverified HTTPS, and the next one probes again.
+    Unanswered(Route),
+}
+
+/// What one probe (`GET <scheme>://<host>/v2/`) of an insecure registry found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Probe {
+    /// The server answered with an HTTP response (any status): the protocol works.
+    Answered,
+    /// No connection could be made: refused, unreachable, or (for HTTPS) the TLS handshake
+    /// failed, as it does when the server speaks plain HTTP.
+    ConnectFailed(String),
+    /// The connection was made but the request failed otherwise (a timeout, a broken
+    /// response).
+    Failed(String),
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -107,6 +172,17 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
+/// The shared clients of a [`RegistryClient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shared {
+    /// HTTPS verified with the system's roots.
+    Https,
+    /// Plain HTTP.
+    Http,
+    /// HTTPS accepting any certificate.
+    Unverified,
+}
+
 impl RegistryClient {
     /// A client with this configuration. Nothing is read or connected before the first
     /// request; a failure to set up HTTP (for instance TLS roots that cannot be loaded) is
@@ -115,8 +191,9 @@ impl RegistryClient {
         Ok(RegistryClient {
             https: OnceLock::new(),
             http: OnceLock::new(),
+            unverified: OnceLock::new(),
             roots: OnceLock::new(),
-            hosts: Mutex::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
             certs_dir: config
                 .certs_dir
                 .unwrap_or_else(|| PathBuf::from(DOCKER_CERTS_DIR)),
@@ -148,18 +225,18 @@ impl RegistryClient {
         })
     }
 
-    /// The HTTP client for one protocol, made on first use.
-    fn client(&self, plain_http: bool) -> Result<&oci_client::Client> {
-        let (cell, protocol) = if plain_http {
-            (&self.http, ClientProtocol::Http)
-        } else {
-            (&self.https, ClientProtocol::Https)
+    /// One of the shared HTTP clients, made on first use.
+    fn shared(&self, which: Shared) -> Result<&oci_client::Client> {
+        let (cell, protocol, verify) = match which {
+            Shared::Https => (&self.https, ClientProtocol::Https, true),
+            Shared::Http => (&self.http, ClientProtocol::Http, true),
+            Shared::Unverified => (&self.unverified, ClientProtocol::Https, false),
         };
         if let Some(client) = cell.get() {
             return Ok(client);
         }
         let client = self
-            .make_client(protocol, Vec::new())
+            .make_client(protocol, Vec::new(), verify)
             .map_err(|message| RegistryError::Client { message })?;
         // Two tasks may race to make it: one of the two equivalent clients is kept.
         let _ = cell.set(client);
@@ -168,12 +245,14 @@ impl RegistryClient {
         })
     }
 
-    /// An oci-client client: the system roots plus `extra_roots`, kiln's timeouts and
-    /// `User-Agent`, monolithic blob uploads (one streamed `PUT`, see [`crate::Pusher`]).
+    /// An oci-client client: the system roots plus `extra_roots` (or, unless `verify`, any
+    /// certificate and host name), kiln's timeouts and `User-Agent`, monolithic blob uploads
+    /// (one streamed `PUT`, see [`crate::Pusher`]).
     fn make_client(
         &self,
         protocol: ClientProtocol,
         extra_roots: Vec<Certificate>,
+        verify: bool,
     ) -> std::result::Result<oci_client::Client, String> {
         let client_config = ClientConfig {
             protocol,
@@ -182,58 +261,118 @@ impl RegistryClient {
             read_timeout: Some(READ_TIMEOUT),
             user_agent: self.user_agent,
             // Plain-HTTP registries may still redirect blob downloads to HTTPS storage.
-            tls_certs_only: self.roots().clone(),
+            tls_certs_only: if verify {
+                self.roots().clone()
+            } else {
+                Vec::new()
+            },
             extra_root_certificates: extra_roots,
+            // With rustls this turns verification off altogether, so any host name is
+            // accepted too (oci-client has `accept_invalid_hostnames` for native-tls only).
+            accept_invalid_certificates: !verify,
             use_monolithic_push: true,
             ..ClientConfig::default()
         };
         oci_client::Client::try_from(client_config).map_err(|e| crate::error::error_chain(&e))
     }
 
-    /// The HTTP client for `registry`: its own when it has CAs in the certificates directory
-    /// (made on first use), else the shared one for its protocol.
-    fn registry_client(&self, registry: &str) -> Result<oci_client::Client> {
-        let known = self
-            .hosts
-            .lock()
-            .ok()
-            .and_then(|hosts| hosts.get(registry).cloned());
-        let own = match known {
-            Some(own) => own,
-            None => {
-                let dir = self.certs_dir.join(registry);
-                let cas = registry_cas(&dir).map_err(|message| RegistryError::Tls {
-                    registry: registry.to_owned(),
-                    dir: dir.clone(),
-                    message,
-                })?;
-                let own = if cas.is_empty() {
-                    None
-                } else {
-                    let client =
-                        self.make_client(ClientProtocol::Https, cas)
-                            .map_err(|message| RegistryError::Tls {
-                                registry: registry.to_owned(),
-                                dir: dir.clone(),
-                                message,
-                            })?;
-                    Some(client)
-                };
-                if let Ok(mut hosts) = self.hosts.lock() {
-                    hosts.insert(registry.to_owned(), own.clone());
-                }
-                own
-            }
+    /// How `registry` (`host[:port]`, as references name it) is reached: decided on its
+    /// first use (for an insecure registry by probing it, see [`RegistryConfig::insecure`])
+    /// and remembered. Fails when the registry's CAs cannot be read or a client cannot be
+    /// made.
+    pub async fn transport(&self, registry: &str) -> Result<Transport> {
+        Ok(self.route(registry).await?.transport)
+    }
+
+    /// The route to `registry`, decided on first use.
+    async fn route(&self, registry: &str) -> Result<Route> {
+        let cell = match self.routes.lock() {
+            Ok(mut routes) => Arc::clone(routes.entry(registry.to_owned()).or_default()),
+            // A poisoned map only costs remembering: decide afresh.
+            Err(_) => Arc::new(tokio::sync::OnceCell::new()),
         };
-        match own {
-            Some(client) => Ok(client),
-            None => self.client(self.is_plain_http(registry)).cloned(),
+        let decided = cell.get_or_try_init(|| self.decide(registry)).await;
+        match decided {
+            Ok(route) => Ok(route.clone()),
+            Err(NotDecided::Failed(error)) => Err(error),
+            Err(NotDecided::Unanswered(route)) => Ok(route),
         }
     }
 
-    /// Whether `registry` (`host[:port]`) is reached over plain HTTP by the rule alone
-    /// (loopback, or configured as insecure). A registry with its own CAs in the certificates
-    /// directory is reached over HTTPS all the same.
+    /// Decides how `registry` is reached: insecure registries by probing, the others by their
+    /// CAs and the loopback rule.
+    async fn decide(&self, registry: &str) -> std::result::Result<Route, NotDecided> {
+        let route = |transport: Transport, which: Shared| {
+            self.shared(which)
+                .map(|client| Route {
+                    transport,
+                    client: client.clone(),
+                })
+                .map_err(NotDecided::Failed)
+        };
+        if is_insecure(registry, &self.insecure) {
+            let probe_client = self.probe_client().map_err(NotDecided::Failed)?;
+            let host = api_host(registry);
+            let https = probe(&probe_client, "https", host).await;
+            let http = if matches!(https, Probe::ConnectFailed(_)) {
+                Some(probe(&probe_client, "http", host).await)
+            } else {
+                None
+            };
+            return match insecure_transport(&https, http.as_ref()) {
+                Some(Transport::PlainHttp) => route(Transport::PlainHttp, Shared::Http),
+                Some(transport) => route(transport, Shared::Unverified),
+                None => Err(NotDecided::Unanswered(route(
+                    Transport::HttpsUnverified,
+                    Shared::Unverified,
+                )?)),
+            };
+        }
+        let dir = self.certs_dir.join(registry);
+        let tls_error = |message| {
+            NotDecided::Failed(RegistryError::Tls {
+                registry: registry.to_owned(),
+                dir: dir.clone(),
+                message,
+            })
+        };
+        let cas = registry_cas(&dir).map_err(tls_error)?;
+        if !cas.is_empty() {
+            let client = self
+                .make_client(ClientProtocol::Https, cas, true)
+                .map_err(tls_error)?;
+            return Ok(Route {
+                transport: Transport::HttpsWithCas,
+                client,
+            });
+        }
+        if is_plain_http(registry, &self.insecure) {
+            route(Transport::PlainHttp, Shared::Http)
+        } else {
+            route(Transport::Https, Shared::Https)
+        }
+    }
+
+    /// The HTTP client that probes insecure registries: no certificate verification, no
+    /// redirects (a redirect is an answer), kiln's timeouts and `User-Agent`.
+    fn probe_client(&self) -> Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(self.user_agent)
+            .build()
+            .map_err(|e| RegistryError::Client {
+                message: crate::error::error_chain(&e),
+            })
+    }
+
+    /// Whether `registry` (`host[:port]`) is reached over plain HTTP by the rule alone: a
+    /// loopback registry not listed as insecure. A registry with its own CAs in the
+    /// certificates directory is reached over HTTPS all the same, and an insecure registry
+    /// over plain HTTP only when its probe finds that HTTPS does not work
+    /// ([`RegistryClient::transport`] says what was decided).
     pub fn is_plain_http(&self, registry: &str) -> bool {
         is_plain_http(registry, &self.insecure)
     }
@@ -242,7 +381,7 @@ impl RegistryClient {
     /// (Clients are cheap handles on shared connection pools and token caches.)
     pub(crate) async fn client_for(&self, reference: &Reference) -> Result<oci_client::Client> {
         let registry = reference.domain();
-        let client = self.registry_client(registry)?;
+        let client = self.route(registry).await?.client;
         let known = self.cached_auth(registry);
         let auth = match known {
             Some(auth) => auth,
@@ -617,20 +756,65 @@ pub(crate) fn oci_reference(reference: &Reference) -> oci_client::Reference {
     }
 }
 
-/// Whether `registry` (`host[:port]`) speaks plain HTTP: loopback hosts (`localhost`,
-/// `127.0.0.0/8`, `::1`) always, others when `insecure` lists them (as `host:port`, or as a
-/// host alone for every port).
+/// Whether `registry` (`host[:port]`) is reached over plain HTTP by the rule alone: a
+/// loopback registry (`localhost`, `127.0.0.0/8`, `::1`, BuildKit's localhost rule) that
+/// `insecure` does not list. A loopback registry with CAs in the certificates directory is
+/// reached over HTTPS all the same; an insecure registry (see [`is_insecure`]) is probed,
+/// and reached over plain HTTP only when HTTPS does not work for it.
 pub fn is_plain_http(registry: &str, insecure: &[String]) -> bool {
+    is_loopback(registry) && !is_insecure(registry, insecure)
+}
+
+/// Whether `insecure` lists `registry` (`host[:port]`), as `host:port` or as a host alone
+/// (matching every port of it), ignoring case: such a registry is reached over HTTPS that
+/// accepts any certificate, or over plain HTTP when HTTPS does not work for it (see
+/// [`RegistryConfig::insecure`]).
+pub fn is_insecure(registry: &str, insecure: &[String]) -> bool {
     let host = host_of(registry);
-    let loopback = host.eq_ignore_ascii_case("localhost")
+    insecure.iter().any(|entry| {
+        let entry = entry.trim();
+        entry.eq_ignore_ascii_case(registry)
+            || (host_of(entry) == entry && entry.eq_ignore_ascii_case(host))
+    })
+}
+
+/// Whether the host of `registry` is `localhost`, in `127.0.0.0/8`, or `::1`.
+fn is_loopback(registry: &str) -> bool {
+    let host = host_of(registry);
+    host.eq_ignore_ascii_case("localhost")
         || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
-        || host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
-    loopback
-        || insecure.iter().any(|entry| {
-            let entry = entry.trim();
-            entry.eq_ignore_ascii_case(registry)
-                || (host_of(entry) == entry && entry.eq_ignore_ascii_case(host))
-        })
+        || host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The host that serves `registry`'s API, as oci-client addresses it: Docker Hub's API is
+/// `index.docker.io`.
+fn api_host(registry: &str) -> &str {
+    if registry == "docker.io" {
+        "index.docker.io"
+    } else {
+        registry
+    }
+}
+
+/// Probes `GET <scheme>://<host>/v2/` with `client`; the response itself (any status) is
+/// not read.
+async fn probe(client: &reqwest::Client, scheme: &str, host: &str) -> Probe {
+    match client.get(format!("{scheme}://{host}/v2/")).send().await {
+        Ok(_) => Probe::Answered,
+        Err(e) if e.is_connect() => Probe::ConnectFailed(crate::error::error_chain(&e)),
+        Err(e) => Probe::Failed(crate::error::error_chain(&e)),
+    }
+}
+
+/// How an insecure registry is reached, from its HTTPS probe and (when HTTPS could not
+/// connect) its plain-HTTP probe: HTTPS when it answered, plain HTTP when only that
+/// answered, `None` (nothing decided) otherwise.
+fn insecure_transport(https: &Probe, http: Option<&Probe>) -> Option<Transport> {
+    match (https, http) {
+        (Probe::Answered, _) => Some(Transport::HttpsUnverified),
+        (Probe::ConnectFailed(_), Some(Probe::Answered)) => Some(Transport::PlainHttp),
+        _ => None,
+    }
 }
 
 /// The host of `host[:port]` or `[v6]:port`, without brackets.
@@ -650,39 +834,104 @@ fn host_of(registry: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn check(registry: &str, insecure: &[&str], expected: bool) {
+    /// How `registry` is reached by the rules alone, without CAs in the certificates
+    /// directory: `probe` (insecure), `http` or `https`.
+    fn check(registry: &str, insecure: &[&str], expected: &str) {
         let insecure: Vec<String> = insecure.iter().map(|s| (*s).to_owned()).collect();
-        assert_eq!(
+        let actual = match (
+            is_insecure(registry, &insecure),
             is_plain_http(registry, &insecure),
+        ) {
+            (true, false) => "probe",
+            (false, true) => "http",
+            (false, false) => "https",
+            (true, true) => "both insecure and plain HTTP",
+        };
+        assert_eq!(actual, expected, "{registry} with insecure {insecure:?}");
+    }
+
+    #[test]
+    fn registries_by_rule() {
+        let cases: &[(&str, &[&str], &str)] = &[
+            ("localhost", &[], "http"),
+            ("localhost:5000", &[], "http"),
+            ("LOCALHOST:5000", &[], "http"),
+            ("127.0.0.1:5000", &[], "http"),
+            ("127.1.2.3", &[], "http"),
+            ("[::1]:5000", &[], "http"),
+            ("[::1]", &[], "http"),
+            ("docker.io", &[], "https"),
+            ("128.0.0.1:5000", &[], "https"),
+            ("localhost.example:5000", &[], "https"),
+            ("[::2]:5000", &[], "https"),
+            ("10.0.0.1:5000", &[], "https"),
+            ("reg.example:5000", &["reg.example:5000"], "probe"),
+            ("REG.example:5000", &["reg.EXAMPLE:5000"], "probe"),
+            ("reg.example:5000", &[" reg.example:5000 "], "probe"),
+            ("reg.example:5001", &["reg.example:5000"], "https"),
+            ("reg.example:5001", &["reg.example"], "probe"),
+            ("reg.example", &["reg.example"], "probe"),
+            ("reg.example", &["reg.example:443"], "https"),
+            ("other.example", &["reg.example"], "https"),
+            ("[fd00::1]:5000", &["fd00::1"], "probe"),
+            ("[fd00::1]:5000", &["[fd00::1]:5000"], "probe"),
+            // Listing a loopback registry as insecure probes it, as BuildKit tries HTTPS
+            // first for an insecure registry even on localhost.
+            ("127.0.0.1:5000", &["127.0.0.1:5000"], "probe"),
+            ("localhost:5000", &["localhost"], "probe"),
+            ("[::1]:5000", &["::1"], "probe"),
+            ("127.0.0.1:5001", &["127.0.0.1:5000"], "http"),
+        ];
+        for (registry, insecure, expected) in cases {
+            check(registry, insecure, expected);
+        }
+    }
+
+    /// The transport decided for an insecure registry from its probes.
+    fn check_decision(https: &Probe, http: Option<&Probe>, expected: Option<Transport>) {
+        assert_eq!(
+            insecure_transport(https, http),
             expected,
-            "{registry} with insecure {insecure:?}"
+            "https {https:?}, http {http:?}"
         );
     }
 
     #[test]
-    fn plain_http_registries() {
-        let cases: &[(&str, &[&str], bool)] = &[
-            ("localhost", &[], true),
-            ("localhost:5000", &[], true),
-            ("LOCALHOST:5000", &[], true),
-            ("127.0.0.1:5000", &[], true),
-            ("127.1.2.3", &[], true),
-            ("[::1]:5000", &[], true),
-            ("[::1]", &[], true),
-            ("docker.io", &[], false),
-            ("128.0.0.1:5000", &[], false),
-            ("localhost.example:5000", &[], false),
-            ("[::2]:5000", &[], false),
-            ("10.0.0.1:5000", &[], false),
-            ("reg.example:5000", &["reg.example:5000"], true),
-            ("reg.example:5001", &["reg.example:5000"], false),
-            ("reg.example:5001", &["reg.example"], true),
-            ("reg.example", &["reg.example"], true),
-            ("other.example", &["reg.example"], false),
-            ("[fd00::1]:5000", &["fd00::1"], true),
+    fn insecure_decisions() {
+        let answered = Probe::Answered;
+        let refused = Probe::ConnectFailed("connection refused".to_owned());
+        let tls = Probe::ConnectFailed("received corrupt message".to_owned());
+        let timeout = Probe::Failed("operation timed out".to_owned());
+        let cases: &[(&Probe, Option<&Probe>, Option<Transport>)] = &[
+            (&answered, None, Some(Transport::HttpsUnverified)),
+            (&tls, Some(&answered), Some(Transport::PlainHttp)),
+            (&refused, Some(&answered), Some(Transport::PlainHttp)),
+            (&refused, Some(&refused), None),
+            (&tls, Some(&timeout), None),
+            (&tls, None, None),
+            // A connection that was made (TLS worked) but then failed is not a reason to
+            // try plain HTTP; nothing is decided, and the next use probes again.
+            (&timeout, None, None),
         ];
-        for (registry, insecure, expected) in cases {
-            check(registry, insecure, *expected);
+        for (https, http, expected) in cases {
+            check_decision(https, *http, *expected);
+        }
+    }
+
+    /// Which host a registry's API (and its probe) is addressed at.
+    fn check_api_host(registry: &str, expected: &str) {
+        assert_eq!(api_host(registry), expected, "{registry}");
+    }
+
+    #[test]
+    fn api_hosts() {
+        for (registry, expected) in [
+            ("docker.io", "index.docker.io"),
+            ("127.0.0.1:5000", "127.0.0.1:5000"),
+            ("[::1]:5000", "[::1]:5000"),
+            ("ghcr.io", "ghcr.io"),
+        ] {
+            check_api_host(registry, expected);
         }
     }
 }

@@ -17,8 +17,14 @@
 //! - **Credentials** from Docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`, or a
 //!   directory given explicitly) and its credential helpers, through `docker_credential` in
 //!   `spawn_blocking`, since helpers are processes.
-//! - **Plain HTTP** for loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`) and for
-//!   those configured as insecure.
+//! - **Plain HTTP** for loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`), as
+//!   BuildKit's localhost rule has it.
+//! - **Insecure registries** ([`RegistryConfig::insecure`], what `registry.insecure=true`
+//!   configures) reached as BuildKit reaches them: over HTTPS that accepts any certificate,
+//!   falling back to plain HTTP when HTTPS does not work for the registry. BuildKit falls back
+//!   request by request (and then stays on HTTP); kiln decides once per registry, on its first
+//!   use, with a probe of `/v2/` ([`Transport`], [`RegistryClient::transport`]), so that the
+//!   oci-client clients keep one protocol each.
 //! - **Typed errors** that name the registry, repository, reference or digest.
 //!
 //! What it deliberately does not know: layer media types and compression (the unpacker's
@@ -37,7 +43,7 @@
 //! **TLS**: besides the system's roots, a registry is trusted with the CAs of Docker's
 //! certificates directory (`/etc/docker/certs.d/<host[:port]>/*.crt`, or the directory
 //! [`RegistryConfig::certs_dir`] names); such a registry gets an HTTPS client of its own,
-//! even on loopback.
+//! even on loopback, unless it is listed as insecure.
 
 mod client;
 mod credentials;
@@ -56,7 +62,7 @@ use kiln_oci::{Digest, Image, Platform, Reference};
 
 pub use client::{
     DEFAULT_USER_AGENT, DOCKER_CERTS_DIR, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, RegistryClient,
-    RegistryConfig, is_plain_http,
+    RegistryConfig, Transport, is_insecure, is_plain_http,
 };
 pub use error::{RegistryError, Result};
 pub use manifest::{
