@@ -165,30 +165,35 @@ pub fn decompress<'a, R: Read + 'a>(
 /// the `diff_id` and size of the tar, all computed in the same pass.
 ///
 /// The output is deterministic for a given input and compression: the gzip header carries no
-/// file name and a zero modification time, and zstd compresses with [`zstd_workers`] worker
-/// threads, whose output does not depend on how many workers there are (see
+/// file name and a zero modification time, and gzip and zstd compress with [`compression_workers`]
+/// worker threads, whose output does not depend on how many workers there are (see
 /// [`compress_with_workers`]).
 pub fn compress<R: Read, W: Write>(
     reader: R,
     writer: W,
     compression: Compression,
 ) -> Result<Compressed> {
-    compress_with_workers(reader, writer, compression, zstd_workers())
+    compress_with_workers(reader, writer, compression, compression_workers())
 }
 
-/// The most worker threads zstd compression uses.
-const MAX_ZSTD_WORKERS: u32 = 4;
+/// The most worker threads gzip and zstd compression use.
+const MAX_COMPRESSION_WORKERS: u32 = 4;
 
-/// The number of worker threads [`compress`] gives zstd: the machine's available parallelism,
+/// The number of worker threads [`compress`] gives gzip and zstd: the machine's available parallelism,
 /// at most 4 (at least 1).
-pub fn zstd_workers() -> u32 {
+pub fn compression_workers() -> u32 {
     std::thread::available_parallelism()
-        .map(|n| u32::try_from(n.get()).unwrap_or(MAX_ZSTD_WORKERS))
+        .map(|n| u32::try_from(n.get()).unwrap_or(MAX_COMPRESSION_WORKERS))
         .unwrap_or(1)
-        .clamp(1, MAX_ZSTD_WORKERS)
+        .clamp(1, MAX_COMPRESSION_WORKERS)
 }
 
-/// [`compress`] with `workers` zstd worker threads (only zstd uses them).
+/// [`compress`] with `workers` worker threads (gzip and zstd use them).
+///
+/// gzip cuts the input into blocks of 1 MiB compressed on their own, each primed with the
+/// previous block's last 32 KiB, as `pigz` does (see the `pgzip` module): the bytes depend on
+/// the input and level only, and `workers = 0` means one worker. An input of at most one block
+/// gives exactly the bytes of a single-threaded gzip stream (at levels 2 to 9).
 ///
 /// zstd's multi-threaded mode (`workers` ≥ 1) cuts the input into jobs whose size depends on
 /// the level only, never on the number of workers, so every worker count from 1 up gives the
@@ -225,12 +230,7 @@ pub fn compress_with_workers<R: Read, W: Write>(
             copy(&mut input, &mut output)?;
         }
         Compression::Gzip { level } => {
-            let mut encoder = flate2::GzBuilder::new()
-                .mtime(0)
-                .operating_system(255)
-                .write(&mut output, flate2::Compression::new(level.min(9)));
-            copy(&mut input, &mut encoder)?;
-            encoder.finish().map_err(Error::Write)?;
+            crate::pgzip::compress_gzip(&mut input, &mut output, level, workers)?;
         }
         Compression::Zstd { level } => {
             let mut encoder =

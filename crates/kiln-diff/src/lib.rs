@@ -54,12 +54,13 @@ mod fsutil;
 mod gotar;
 mod hash;
 mod lowers;
+mod pgzip;
 mod resolve;
 
 pub use apply::{Applied, ApplyOptions, WhiteoutMode, apply_layer, apply_layer_with};
 pub use compress::{
-    Compressed, Compression, CompressionKind, compress, compress_with_workers, decompress,
-    detect_compression, zstd_workers,
+    Compressed, Compression, CompressionKind, compress, compress_with_workers, compression_workers,
+    decompress, detect_compression,
 };
 pub use diff::{DiffOpts, DiffStats, write_diff_dirs, write_diff_overlay};
 pub use error::{Error, Result};

@@ -1,5 +1,5 @@
 //! zstd compression with worker threads: the same input gives the same bytes whatever the
-//! number of workers (1, 2, 4, and the default [`kiln_diff::zstd_workers`]) and from one run
+//! number of workers (1, 2, 4, and the default [`kiln_diff::compression_workers`]) and from one run
 //! to the next, and the blob decompresses back to the input.
 
 use std::io::Read;
