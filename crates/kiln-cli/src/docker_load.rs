@@ -296,6 +296,20 @@ impl Engine {
         }
     }
 
+    /// Checks that the engine answers (`GET /_ping`), so that a build whose result goes into
+    /// the engine fails before building, not after, when the engine cannot be reached.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        let what = "ping";
+        let (status, body) = self
+            .send(what, Method::GET, "/_ping", None, empty())
+            .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(self.refused(what, status, &body))
+        }
+    }
+
     /// Whether the engine has the image whose id (config digest) is `id`.
     pub async fn has_image(&self, id: &kiln_oci::Digest) -> Result<bool, EngineError> {
         let what = format!("inspecting image {id}");

@@ -229,7 +229,11 @@ fn load_puts_the_image_into_the_engine_and_a_second_load_only_tags() {
         let stderr = assert_success(&out);
         let second = proxy.take();
         let lines: Vec<&str> = second.iter().map(|c| c.request_line.as_str()).collect();
-        let mut want = vec![format!("GET /images/{id}/json HTTP/1.1")];
+        // The engine is pinged before the build, then asked for the image.
+        let mut want = vec![
+            "GET /_ping HTTP/1.1".to_string(),
+            format!("GET /images/{id}/json HTTP/1.1"),
+        ];
         for name in &names {
             let tag = name.rsplit(':').next().unwrap_or_default();
             want.push(format!(
@@ -295,6 +299,32 @@ fn load_without_an_engine_gives_the_docker_clis_message() {
         1,
         "Cannot connect to the Docker daemon at tcp://127.0.0.1:1. Is the docker daemon running?",
     );
+    // `--load` with `--push`: the unreachable engine stops the build before any step runs,
+    // so nothing is pushed either.
+    let registry = kiln_testkit::TestRegistry::start().expect("start a registry");
+    let target = format!("{}/kiln/load-and-push:1", registry.addr());
+    check(
+        "unix:///nonexistent",
+        &["--load", "--push", "-t", &target],
+        1,
+        "Cannot connect to the Docker daemon at unix:///nonexistent. Is the docker daemon running?",
+    );
+    let out = build(
+        state.path(),
+        ctx.path(),
+        "unix:///nonexistent",
+        &["--load", "--push", "-t", &target],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("COPY") && !stderr.contains("exporting"),
+        "the build ran:\n{stderr}"
+    );
+    assert!(
+        registry.requests().is_empty(),
+        "the registry was reached: {:?}",
+        registry.requests()
+    );
     // A DOCKER_HOST kiln cannot use is refused before the build.
     check(
         "ssh://me@example.invalid",
@@ -334,6 +364,8 @@ fn fake_engine_refusing_loads() -> (tempfile::TempDir, PathBuf, Arc<Mutex<u64>>)
             let answer: &[u8] = if data.starts_with(b"POST /images/load") {
                 *seen.lock().expect("lock") = data.len() as u64;
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 88\r\nConnection: close\r\n\r\n{\"errorDetail\":{\"message\":\"archive/tar: invalid tar header\"},\"error\":\"invalid header\"}\n\n"
+            } else if data.starts_with(b"GET /_ping ") {
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK"
             } else {
                 b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 29\r\nConnection: close\r\n\r\n{\"message\":\"No such image\"}\n\n"
             };

@@ -389,6 +389,19 @@ async fn run(
     outputs: &[Output],
     sink: Arc<dyn ProgressSink>,
 ) -> Result<Option<ImageResult>, BuildFailure> {
+    // A result that goes into the Docker engine needs the engine: one that cannot be reached
+    // fails the build now, before any work (or any push of the same build) is done.
+    if outputs
+        .iter()
+        .any(|o| matches!(o, Output::Image(ImageOutput { load: true, .. })))
+    {
+        let engine =
+            crate::docker_load::Engine::from_env().map_err(|e| BuildFailure::Other(e.into()))?;
+        engine
+            .ping()
+            .await
+            .map_err(|e| BuildFailure::Other(e.into()))?;
+    }
     let definition_id = format!("[internal] load build definition from {name}");
     internal_step(&sink, &definition_id, || Ok(()));
 
