@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use kiln_export::{AnnotationKey, AnnotationKind, Annotations};
 
+use crate::attrs::parse_bool;
+
 /// The image-content attributes of one image output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageContent {
@@ -94,15 +96,6 @@ pub fn parse_epoch(v: &str) -> Result<i64, String> {
     v.trim()
         .parse::<i64>()
         .map_err(|_| format!("invalid SOURCE_DATE_EPOCH {v:?}: expected seconds since 1970"))
-}
-
-/// Go's `strconv.ParseBool`, as BuildKit reads boolean attributes.
-fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("non-bool value {v:?} specified for {key}")),
-    }
 }
 
 /// Parses `--annotation` values as buildx does into exporter attributes (attribute key →
@@ -281,25 +274,6 @@ pub fn source_date_epoch_from_env(build_args: &mut BTreeMap<String, String>) {
     {
         build_args.insert("SOURCE_DATE_EPOCH".to_string(), v);
     }
-}
-
-/// Sets the `--annotation` attributes on every image output (replacing the same keys).
-pub fn apply_flags(outputs: &mut [crate::outputs::Output], flags: &[String]) -> Result<(), String> {
-    let attrs = parse_annotation_flags(flags)?;
-    if attrs.is_empty() {
-        return Ok(());
-    }
-    for o in outputs {
-        let content = match o {
-            crate::outputs::Output::Image(i) => &mut i.content,
-            crate::outputs::Output::Store(s) => &mut s.image.content,
-            _ => continue,
-        };
-        content
-            .annotations
-            .extend(attrs.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ pub fn secrets(args: &crate::cli::BuildArgs) -> anyhow::Result<SecretStore> {
 /// `buildflags.Secret`): with `type=env`, a `src` names a variable.
 pub fn parse_secret(value: &str) -> Result<SecretSpec, String> {
     let fields =
-        crate::outputs::split_csv(value).map_err(|e| format!("failed to parse csv secret: {e}"))?;
+        crate::attrs::split_csv(value).map_err(|e| format!("failed to parse csv secret: {e}"))?;
     let mut spec = SecretSpec::default();
     let mut typ: Option<String> = None;
     for field in fields {

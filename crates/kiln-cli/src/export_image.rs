@@ -1,10 +1,8 @@
 //! `-o type=image`, `-o type=registry` and `--push`: the image in kiln's own image store, and
 //! pushed to a registry.
 //!
-//! The flags are rewritten as buildx rewrites them: `type=registry` is `type=image,push=true`
-//! (whatever `push` said); `--push` adds `push=true` to every `image` output, or adds an output
-//! `type=image,push=true` when there is none; `-t` names every image output (replacing `name`);
-//! pushing without a name fails with buildx's `tag is needed when pushing to registry`.
+//! `type=registry` is `type=image,push=true` (whatever `push` said), as buildx rewrites it;
+//! `--push` and `-t` are applied by [`crate::output_flags`].
 //! The attributes are BuildKit's image exporter's: `name`, `push`, `push-by-digest`,
 //! `registry.insecure`, `name-canonical`, `dangling-name-prefix`, `unpack` (accepted: the
 //! build's snapshots already are the unpacked image), `store` (`store=false` names nothing in
@@ -37,7 +35,8 @@ use kiln_oci::{Digest, Reference};
 use kiln_progress::{Event, ProgressSink};
 use kiln_registry::{BlobPushed, BlobSource, Pusher as _, RegistryClient, RegistryConfig};
 
-use crate::outputs::{ImageFormat, ImageOutput, Output, parse_bool, parse_image_attrs};
+use crate::attrs::flag;
+use crate::image_attrs::{ImageFormat, ImageOutput, parse_image_attrs};
 
 /// The environment variable naming Docker's certificates directory for registries
 /// (`<dir>/<host[:port]>/*.crt`); unset means `/etc/docker/certs.d`.
@@ -66,22 +65,6 @@ pub struct StoreOutput {
     pub unpack: bool,
     /// `store=false`: record nothing in the image store.
     pub store: bool,
-}
-
-/// The output `--push` adds when no `image` output is given: `type=image,push=true`.
-fn pushed_output() -> Result<StoreOutput, String> {
-    let mut attrs = BTreeMap::new();
-    attrs.insert("push".to_string(), "true".to_string());
-    parse("image", attrs)
-}
-
-/// A boolean attribute of the image exporter: absent is `default`, empty is true.
-fn flag(attrs: &mut BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, String> {
-    match attrs.remove(key) {
-        None => Ok(default),
-        Some(v) if v.is_empty() => Ok(true),
-        Some(v) => parse_bool(key, &v),
-    }
 }
 
 /// Parses the attributes (`type` removed) of an output of type `image` or `registry`.
@@ -114,45 +97,6 @@ pub fn parse(kind: &str, mut attrs: BTreeMap<String, String>) -> Result<StoreOut
         unpack,
         store,
     })
-}
-
-/// Applies `-t` and `--push` to the image-store outputs as buildx does, and checks that every
-/// output that pushes has a name.
-pub fn apply_flags(outputs: &mut Vec<Output>, tags: &[String], push: bool) -> Result<(), String> {
-    if push {
-        let mut used = false;
-        for o in outputs.iter_mut() {
-            if let Output::Store(s) = o {
-                s.push = true;
-                used = true;
-            }
-        }
-        if !used {
-            outputs.push(Output::Store(pushed_output()?));
-        }
-    }
-    for o in outputs.iter_mut() {
-        let Output::Store(s) = o else { continue };
-        if !tags.is_empty() {
-            s.image.names = tags.to_vec();
-        }
-        if s.push && s.image.names.is_empty() {
-            return Err("tag is needed when pushing to registry".to_string());
-        }
-        for name in &s.image.names {
-            kiln_export::ImageName::parse(name)
-                .map_err(|e| format!("invalid tag {name:?}: {e}"))?;
-        }
-        if let Some(prefix) = &s.dangling_prefix {
-            Reference::parse(prefix)
-                .ok()
-                .filter(|r| r.tag().is_none() && r.digest().is_none())
-                .ok_or_else(|| {
-                    format!("invalid dangling-name-prefix {prefix:?}: expected a repository name")
-                })?;
-        }
-    }
-    Ok(())
 }
 
 /// The registry configuration of this process: Docker's certificates directory, or the one
@@ -415,167 +359,5 @@ impl KeepTag for Reference {
             Some(t) => format!("{}:{t}", self.name()),
             None => self.name(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::outputs::parse_output;
-
-    /// Parses `outputs`, applies `tags` and `push`, and describes the image-store outputs as
-    /// `names push=.. store=..` lines, or gives the error.
-    fn rewrite(outputs: &[&str], tags: &[&str], push: bool) -> Result<Vec<String>, String> {
-        let mut parsed = outputs
-            .iter()
-            .map(|o| parse_output(o))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-        apply_flags(&mut parsed, &tags, push)?;
-        Ok(parsed
-            .iter()
-            .map(|o| match o {
-                Output::Store(s) => format!(
-                    "image {} push={} by-digest={} insecure={} canonical={} dangling={:?} store={} unpack={} oci={}",
-                    s.image.names.join(","),
-                    s.push,
-                    s.push_by_digest,
-                    s.insecure,
-                    s.name_canonical,
-                    s.dangling_prefix,
-                    s.store,
-                    s.unpack,
-                    s.image.oci_mediatypes().0,
-                ),
-                other => format!("{other:?}"),
-            })
-            .collect())
-    }
-
-    #[test]
-    fn rewrites_outputs_as_buildx() {
-        let mut failures = Vec::new();
-        let mut check =
-            |outputs: &[&str], tags: &[&str], push: bool, want: Result<&[&str], &str>| {
-                let got = rewrite(outputs, tags, push);
-                let ok = match (&got, &want) {
-                    (Ok(g), Ok(w)) => g == w,
-                    (Err(g), Err(w)) => g.contains(w),
-                    _ => false,
-                };
-                if !ok {
-                    failures.push(format!(
-                        "{outputs:?} -t {tags:?} push={push}: got {got:?}, want {want:?}"
-                    ));
-                }
-            };
-        let plain = "push=false by-digest=false insecure=false canonical=false dangling=None store=true unpack=false oci=false";
-        let pushed = "push=true by-digest=false insecure=false canonical=false dangling=None store=true unpack=false oci=false";
-        check(
-            &[],
-            &["reg/app:1"],
-            true,
-            Ok(&[&format!("image reg/app:1 {pushed}")]),
-        );
-        check(
-            &[],
-            &[],
-            true,
-            Err("tag is needed when pushing to registry"),
-        );
-        check(
-            &["type=image,name=x"],
-            &[],
-            false,
-            Ok(&[&format!("image x {plain}")]),
-        );
-        check(
-            &["type=image,\"name=a,b\""],
-            &[],
-            true,
-            Ok(&[&format!("image a,b {pushed}")]),
-        );
-        check(
-            &["type=image,name=x"],
-            &["t1", "t2"],
-            false,
-            Ok(&[&format!("image t1,t2 {plain}")]),
-        );
-        check(
-            &["type=registry,name=x,push=false"],
-            &[],
-            false,
-            Ok(&[&format!("image x {pushed}")]),
-        );
-        check(
-            &["type=registry"],
-            &[],
-            false,
-            Err("tag is needed when pushing to registry"),
-        );
-        check(&["type=image,push=true"], &[], false, Err("tag is needed"));
-        check(&["type=image,push="], &[], false, Err("tag is needed"));
-        check(
-            &["type=image,push=true"],
-            &["t"],
-            false,
-            Ok(&[&format!("image t {pushed}")]),
-        );
-        check(
-            &[
-                "type=image,name=x,push-by-digest=true,registry.insecure=true,name-canonical=true,unpack=true,store=false,oci-mediatypes=true,compression=zstd",
-            ],
-            &[],
-            true,
-            Ok(&[
-                "image x push=true by-digest=true insecure=true canonical=true dangling=None store=false unpack=true oci=true",
-            ]),
-        );
-        check(
-            &["type=image,dangling-name-prefix=reg/tmp"],
-            &[],
-            false,
-            Ok(&[
-                "image  push=false by-digest=false insecure=false canonical=false dangling=Some(\"reg/tmp\") store=true unpack=false oci=false",
-            ]),
-        );
-        check(
-            &["type=image,dangling-name-prefix=Bad:Name"],
-            &[],
-            false,
-            Err("invalid dangling-name-prefix"),
-        );
-        // `--push` with another output adds an image output; it leaves the other alone.
-        check(
-            &["type=local,dest=out"],
-            &["t"],
-            true,
-            Ok(&["Local { dest: \"out\" }", &format!("image t {pushed}")]),
-        );
-        check(
-            &["type=image,push=maybe"],
-            &[],
-            false,
-            Err("non-bool value \"maybe\" specified for push"),
-        );
-        check(
-            &["type=image,dest=x"],
-            &[],
-            false,
-            Err("does not write files"),
-        );
-        check(
-            &["type=image,bogus=1"],
-            &[],
-            false,
-            Err("unknown attribute \"bogus\" for output type \"image\""),
-        );
-        check(
-            &["type=image,name=UPPER"],
-            &[],
-            false,
-            Err("invalid tag \"UPPER\""),
-        );
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }

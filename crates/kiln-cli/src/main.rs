@@ -6,16 +6,19 @@
 //! here. stdout carries data only (dumps, digests); messages go to stderr.
 
 mod annotations;
+mod attrs;
 mod build_flags;
 mod cli;
 mod commands;
 mod docker_load;
 mod exit;
 mod export_image;
+mod image_attrs;
 mod inputs;
 mod metadata;
 mod no_output;
 mod oci_layout;
+mod output_flags;
 mod outputs;
 mod remote_context;
 mod source_context;

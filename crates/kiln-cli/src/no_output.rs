@@ -76,7 +76,7 @@ pub fn apply(outputs: &mut Vec<Output>, tags: &[String]) -> Result<Option<NoOutp
         BTreeMap::new(),
     )?)];
     // The same naming and name checks as `-o type=image -t NAME`.
-    crate::export_image::apply_flags(&mut store, tags, false)?;
+    crate::output_flags::apply_tags_and_push(&mut store, tags, false)?;
     outputs.append(&mut store);
     Ok(Some(NoOutputHint {
         names: tags.to_vec(),
@@ -100,7 +100,7 @@ mod tests {
             .map(|o| parse_output(o))
             .collect::<Result<Vec<_>, _>>()?;
         let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-        crate::export_image::apply_flags(&mut parsed, &tags, push)?;
+        crate::output_flags::apply_tags_and_push(&mut parsed, &tags, push)?;
         let hint = apply(&mut parsed, &tags)?;
         let kinds = parsed
             .iter()

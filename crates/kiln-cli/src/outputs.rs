@@ -4,10 +4,14 @@
 //! (`-o out`), and `-` for a tarball on stdout. Image tarballs (`type=oci`, `type=docker`)
 //! take BuildKit's image attributes (`name`, `tar`, `compression`, `compression-level`,
 //! `force-compression`, `oci-mediatypes`). `type=docker` without `dest` loads the image into
-//! the Docker engine, and `--load` is its shorthand ([`add_load`]).
+//! the Docker engine, and `--load` is its shorthand ([`crate::output_flags::add_load`]). The
+//! attributes every image output shares are parsed by [`crate::image_attrs`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use crate::attrs::{parse_bool, split_csv};
+use crate::image_attrs::{ImageFormat, ImageOutput, parse_image_attrs};
 
 /// One export requested with `-o`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,78 +35,8 @@ pub enum Output {
     CacheOnly,
 }
 
-/// The image tarball formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageFormat {
-    /// An OCI image layout (`type=oci`).
-    Oci,
-    /// A Docker image tarball that `docker load` reads (`type=docker`).
-    Docker,
-}
-
-impl ImageFormat {
-    /// The output type's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ImageFormat::Oci => "oci",
-            ImageFormat::Docker => "docker",
-        }
-    }
-}
-
-/// An `oci` or `docker` output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageOutput {
-    /// Which format.
-    pub format: ImageFormat,
-    /// The file (or directory with `tar=false`), or `None` for stdout (or the engine, with
-    /// `load`).
-    pub dest: Option<PathBuf>,
-    /// `type=docker` without `dest` (or `--load`): the tarball goes into the Docker engine.
-    pub load: bool,
-    /// Whether to write a tarball (`tar=true`, the default) or a layout directory.
-    pub tar: bool,
-    /// The image names (`name=a,b`; `-t` replaces them, as buildx does).
-    pub names: Vec<String>,
-    /// The layer compression (`compression`, `compression-level`).
-    pub compression: kiln_diff::Compression,
-    /// `force-compression=true`: recompress base layers too.
-    pub force_compression: bool,
-    /// `oci-mediatypes`: explicit, or `None` for the format's default (`oci`: true).
-    pub oci_mediatypes: Option<bool>,
-    /// Annotations, `source-date-epoch`, `rewrite-timestamp`, `buildinfo`, `buildinfo-attrs`.
-    pub content: crate::annotations::ImageContent,
-}
-
-impl ImageOutput {
-    /// Whether the image gets OCI media types, and the warning BuildKit gives when a
-    /// compression forces them on although `oci-mediatypes=false` was asked for.
-    pub fn oci_mediatypes(&self) -> (bool, Option<String>) {
-        let wanted = self
-            .oci_mediatypes
-            .unwrap_or(self.format == ImageFormat::Oci);
-        let forced = match self.compression {
-            kiln_diff::Compression::Zstd { .. } => Some("zstd"),
-            kiln_diff::Compression::Estargz { .. } => Some("estargz"),
-            _ => None,
-        };
-        if let Some(name) = forced
-            && !wanted
-        {
-            return (
-                true,
-                Some(format!("forcibly turning on oci-mediatype mode for {name}")),
-            );
-        }
-        (wanted, None)
-    }
-}
-
-/// Attributes BuildKit's image exporters know that kiln does not implement yet.
-const IMAGE_ATTRS_LATER: &[&str] = &["oci-artifact", "attestation-prefix", "context"];
-
 /// Parses an `oci` or `docker` output's attributes (`type` removed).
-fn parse_image(
+pub(crate) fn parse_image(
     format: ImageFormat,
     mut attrs: BTreeMap<String, String>,
 ) -> Result<ImageOutput, String> {
@@ -134,130 +68,6 @@ fn parse_image(
     out.load = load;
     out.tar = tar;
     Ok(out)
-}
-
-/// Parses the attributes every image exporter shares (`name`, compression, media types; `dest`
-/// and `tar` removed) of an output of type `kind`, refusing any other attribute. The result has
-/// no `dest` and `tar=true`.
-pub(crate) fn parse_image_attrs(
-    kind: &str,
-    format: ImageFormat,
-    mut attrs: BTreeMap<String, String>,
-) -> Result<ImageOutput, String> {
-    let names = attrs
-        .remove("name")
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    let level = attrs
-        .remove("compression-level")
-        .map(|v| {
-            v.trim()
-                .parse::<i32>()
-                .map_err(|_| format!("invalid compression-level {v:?}: expected a number"))
-        })
-        .transpose()?;
-    let compression = match attrs.remove("compression").as_deref() {
-        None | Some("gzip") => {
-            let level = level.unwrap_or(6);
-            if !(0..=9).contains(&level) {
-                return Err(format!(
-                    "invalid compression-level {level} for gzip: expected 0 to 9"
-                ));
-            }
-            kiln_diff::Compression::Gzip {
-                level: level.unsigned_abs(),
-            }
-        }
-        Some("zstd") => {
-            let level = level.unwrap_or(3);
-            if !(0..=22).contains(&level) {
-                return Err(format!(
-                    "invalid compression-level {level} for zstd: expected 0 to 22"
-                ));
-            }
-            kiln_diff::Compression::Zstd { level }
-        }
-        Some("uncompressed") => kiln_diff::Compression::Uncompressed,
-        Some("estargz") => {
-            let level = level.unwrap_or(6);
-            if !(0..=9).contains(&level) {
-                return Err(format!(
-                    "invalid compression-level {level} for estargz: expected 0 to 9"
-                ));
-            }
-            kiln_diff::Compression::Estargz {
-                level: level.unsigned_abs(),
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "unsupported compression type {other}: expected uncompressed, gzip, estargz or zstd"
-            ));
-        }
-    };
-    let force_compression = match attrs.remove("force-compression") {
-        Some(v) => parse_bool("force-compression", &v)?,
-        None => false,
-    };
-    let oci_mediatypes = attrs
-        .remove("oci-mediatypes")
-        .map(|v| {
-            if v.is_empty() {
-                Ok(true)
-            } else {
-                parse_bool("oci-mediatypes", &v)
-            }
-        })
-        .transpose()?;
-    let content = crate::annotations::ImageContent::take(&mut attrs)?;
-    if let Some(k) = attrs.keys().next() {
-        let family = k.split(['.', '[']).next().unwrap_or(k);
-        if IMAGE_ATTRS_LATER.contains(&k.as_str()) || IMAGE_ATTRS_LATER.contains(&family) {
-            return Err(format!(
-                "attribute {k:?} of output type {kind:?} is not supported by kiln yet"
-            ));
-        }
-        return Err(format!("unknown attribute {k:?} for output type {kind:?}"));
-    }
-    Ok(ImageOutput {
-        format,
-        dest: None,
-        load: false,
-        tar: true,
-        names,
-        compression,
-        force_compression,
-        oci_mediatypes,
-        content,
-    })
-}
-
-/// `--load`, as buildx applies it: a `type=docker` output into the Docker engine is added
-/// unless one of the outputs already loads into the engine (a `type=docker` with `dest` still
-/// writes its file, and `--load` adds the load next to it).
-pub fn add_load(outputs: &mut Vec<Output>) {
-    if !outputs
-        .iter()
-        .any(|o| matches!(o, Output::Image(ImageOutput { load: true, .. })))
-        && let Ok(load) = parse_image(ImageFormat::Docker, BTreeMap::new())
-    {
-        outputs.push(Output::Image(load));
-    }
-}
-
-/// Go's `strconv.ParseBool`, as BuildKit reads boolean attributes.
-pub(crate) fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("non-bool value {v:?} specified for {key}")),
-    }
 }
 
 /// Parses one `--output` value.
@@ -316,35 +126,6 @@ pub fn parse_output(value: &str) -> Result<Output, String> {
         return Err(format!("unknown attribute {k:?} for output type {kind:?}"));
     }
     Ok(out)
-}
-
-/// Splits a CSV line as Go's `encoding/csv` does for one record: fields separated by commas,
-/// double-quoted fields may contain commas and doubled quotes.
-pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.chars().peekable();
-    let mut in_quotes = false;
-    while let Some(c) = chars.next() {
-        match (c, in_quotes) {
-            ('"', false) if cur.is_empty() || cur.ends_with('=') => in_quotes = true,
-            ('"', true) => {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    cur.push('"');
-                } else {
-                    in_quotes = false;
-                }
-            }
-            (',', false) => fields.push(std::mem::take(&mut cur)),
-            (c, _) => cur.push(c),
-        }
-    }
-    if in_quotes {
-        return Err(format!("invalid output {s:?}: unterminated quote"));
-    }
-    fields.push(cur);
-    Ok(fields)
 }
 
 #[cfg(test)]
@@ -513,30 +294,6 @@ mod tests {
             "type=docker,dest=x,bogus=1",
             Err("unknown attribute \"bogus\" for output type \"docker\""),
         );
-    }
-
-    #[test]
-    fn load_shorthand() {
-        // The outputs given with -o, and whether each output loads into the engine after
-        // --load.
-        let check = |given: &[&str], want: &[bool]| {
-            let mut outputs: Vec<Output> = given
-                .iter()
-                .map(|o| parse_output(o).unwrap_or_else(|e| panic!("{o}: {e}")))
-                .collect();
-            add_load(&mut outputs);
-            let loads: Vec<bool> = outputs
-                .iter()
-                .map(|o| matches!(o, Output::Image(ImageOutput { load: true, .. })))
-                .collect();
-            assert_eq!(loads, want, "{given:?}");
-        };
-        check(&[], &[true]);
-        check(&["type=docker"], &[true]);
-        check(&["type=docker,name=a"], &[true]);
-        check(&["type=docker,dest=x.tar"], &[false, true]);
-        check(&["type=oci,dest=x.tar"], &[false, true]);
-        check(&["type=local,dest=x"], &[false, true]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result, io_err};
 use crate::ingest::{ProcessTag, SUFFIX};
-use crate::writer::{Writer, digest_of};
+use crate::writer::{Writer, digest_of, sync_dir};
 
 /// Which ingest files [`ContentStore::open_with`] removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -288,11 +288,4 @@ impl Read for VerifiedReader {
         }
         Ok(0)
     }
-}
-
-/// Syncs a directory, so that the renames and removals in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync directory", dir))
 }

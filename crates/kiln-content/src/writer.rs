@@ -10,7 +10,6 @@ use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result, io_err};
-use crate::store::sync_dir;
 
 /// The mode of committed blobs: read-only, as containerd leaves them.
 const BLOB_MODE: u32 = 0o444;
@@ -146,4 +145,11 @@ pub(crate) fn digest_of(hasher: Sha256) -> Digest {
     // A sha256 sum in lower-case hex is always a valid digest; `of_bytes` of nothing is the
     // (unreachable) fallback that keeps this function total.
     Digest::parse(&format!("sha256:{hex}")).unwrap_or_else(|_| Digest::of_bytes(b""))
+}
+
+/// Syncs a directory, so that the renames and removals in it are durable.
+pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync directory", dir))
 }

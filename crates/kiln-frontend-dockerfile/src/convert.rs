@@ -1169,7 +1169,7 @@ impl<'o> Ctx<'o> {
         }
         if !ds.image.config.working_dir.is_empty() {
             let wd = ds.image.config.working_dir.clone();
-            let wd = crate::dispatch::normalize_workdir("/", &wd);
+            let wd = crate::stage::normalize_workdir("/", &wd);
             ds.image.config.working_dir = wd.clone();
             state = state.dir(&wd);
         }

@@ -15,7 +15,7 @@ use crate::args::{NON_ENV_ARGS, env_get};
 use crate::convert::Ctx;
 use crate::error::ConvertError;
 use crate::names::{self, go_plain_slice, go_quoted_slice};
-use crate::stage::{StageCommand, StageState};
+use crate::stage::{StageCommand, StageState, normalize_workdir};
 
 /// The comment BuildKit puts on every history entry it writes.
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
@@ -388,17 +388,6 @@ impl Ctx<'_> {
             ..History::default()
         });
     }
-}
-
-/// Docker's `NormalizeWorkdir`: a relative path is joined onto the current directory; the
-/// result is clean and absolute.
-pub(crate) fn normalize_workdir(current: &str, requested: &str) -> String {
-    let joined = if requested.starts_with('/') {
-        requested.to_string()
-    } else {
-        format!("/{current}/{requested}")
-    };
-    clean_path(&joined)
 }
 
 /// Go's `path.Clean`.

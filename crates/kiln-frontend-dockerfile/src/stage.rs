@@ -88,3 +88,14 @@ pub(crate) struct StageState {
     /// Whether a `CMD` was set in this stage (an `ENTRYPOINT` then keeps it).
     pub cmd_set: bool,
 }
+
+/// Docker's `NormalizeWorkdir`: a relative path is joined onto the current directory; the
+/// result is clean and absolute.
+pub(crate) fn normalize_workdir(current: &str, requested: &str) -> String {
+    let joined = if requested.starts_with('/') {
+        requested.to_string()
+    } else {
+        format!("/{current}/{requested}")
+    };
+    kiln_gostd::path::clean(&joined)
+}

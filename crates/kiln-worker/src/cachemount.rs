@@ -511,7 +511,7 @@ impl RunCaches {
             }
         };
         let selector = m.selector.clone();
-        crate::ops::blocking(move || select_in(&root, &selector)).await
+        crate::task::blocking(move || select_in(&root, &selector)).await
     }
 }
 

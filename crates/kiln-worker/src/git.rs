@@ -51,9 +51,10 @@ use crate::Parts;
 use crate::cachekey::KeyWriter;
 use crate::error::{Error, Result};
 use crate::mounts::unique_id;
-use crate::ops::{blocking, boxed, commit, prepare_mounted};
+use crate::ops::{boxed, commit, prepare_mounted};
 use crate::refs::Ref;
 use crate::session::{Session, SshAgents, SshProxy, session_dir};
+use crate::task::blocking;
 
 /// What a git source op asks for (its identifier and attributes).
 #[derive(Debug, Clone, PartialEq, Eq)]

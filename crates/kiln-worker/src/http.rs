@@ -25,8 +25,9 @@ use kiln_solver::{BoxError, BoxFuture, CacheKeyInput, ExecCtx, Op};
 use crate::Parts;
 use crate::cachekey::KeyWriter;
 use crate::error::{Error, Result};
-use crate::ops::{blocking, boxed, commit, prepare_mounted};
+use crate::ops::{boxed, commit, prepare_mounted};
 use crate::refs::Ref;
+use crate::task::blocking;
 
 /// What an HTTP source op asks for (its identifier and attributes).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -68,6 +68,7 @@ mod refs;
 mod session;
 mod sshagent;
 mod state;
+mod task;
 mod usage;
 
 use std::collections::BTreeMap;

@@ -19,15 +19,7 @@ use crate::error::{Error, Result};
 use crate::mounts::{Mounted, unique_id};
 use crate::refs::Ref;
 use crate::session;
-
-/// Runs blocking work off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Invalid(format!("worker task failed: {e}")))?
-}
+use crate::task::blocking;
 
 pub(crate) fn boxed(e: Error) -> BoxError {
     Box::new(e)

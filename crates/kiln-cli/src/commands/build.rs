@@ -16,8 +16,9 @@ use kiln_worker::{LocalDir, Worker, WorkerOptions};
 
 use crate::cli::BuildArgs;
 use crate::exit::{Rendered, UsageError};
+use crate::image_attrs::{ImageFormat, ImageOutput};
 use crate::metadata::MetadataLoads;
-use crate::outputs::{ImageFormat, ImageOutput, Output, parse_output};
+use crate::outputs::{Output, parse_output};
 use crate::source_context;
 use crate::steps::{internal_step, step};
 
@@ -51,7 +52,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(UsageError)?;
     if args.load {
-        crate::outputs::add_load(&mut outputs);
+        crate::output_flags::add_load(&mut outputs);
     }
     // As buildx does, `-t` names every image output (replacing its `name`).
     if !args.tags.is_empty() {
@@ -62,10 +63,11 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         }
     }
     // `--push`, and `-t` and the name checks of `type=image|registry`.
-    crate::export_image::apply_flags(&mut outputs, &args.tags, args.push).map_err(UsageError)?;
+    crate::output_flags::apply_tags_and_push(&mut outputs, &args.tags, args.push)
+        .map_err(UsageError)?;
     // No output: `-t` names go to kiln's image store, and a warning says how to export.
     let no_output = crate::no_output::apply(&mut outputs, &args.tags).map_err(UsageError)?;
-    crate::annotations::apply_flags(&mut outputs, &args.annotations).map_err(UsageError)?;
+    crate::output_flags::apply_annotations(&mut outputs, &args.annotations).map_err(UsageError)?;
     for o in &outputs {
         if let Output::Image(image) = o {
             for name in &image.names {
