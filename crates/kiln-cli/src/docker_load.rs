@@ -30,9 +30,6 @@ use hyper_util::rt::TokioIo;
 use kiln_progress::{Event, ProgressSink};
 use tokio::sync::mpsc;
 
-/// The socket the Docker CLI uses when `DOCKER_HOST` is not set.
-const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
-
 /// The `Host` header of requests on a unix socket (the one Docker's Go client sends).
 const UNIX_HOST_HEADER: &str = "api.moby.localhost";
 
@@ -45,6 +42,9 @@ const CHUNK: usize = 256 << 10;
 /// Why talking to the Docker engine failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The Docker context naming the engine cannot be used.
+    #[error(transparent)]
+    Context(#[from] crate::docker_context::ContextError),
     /// `DOCKER_HOST` names something kiln cannot talk to.
     #[error("invalid DOCKER_HOST {value:?}: {reason}")]
     Host {
@@ -151,12 +151,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The engine `DOCKER_HOST` names, or the default socket.
+    /// The engine the Docker CLI would use: `DOCKER_HOST`, else the current Docker context's
+    /// (see [`crate::docker_context`]), else the default socket.
     pub fn from_env() -> Result<Engine, EngineError> {
-        match std::env::var("DOCKER_HOST") {
-            Ok(v) if !v.is_empty() => Engine::parse(&v),
-            _ => Engine::parse(DEFAULT_HOST),
-        }
+        Engine::parse(&crate::docker_context::engine_host()?)
     }
 
     /// Parses a `DOCKER_HOST` value: `unix:///path` or `tcp://host[:port]` (port 2375 when
@@ -681,7 +679,7 @@ mod tests {
 
     #[test]
     fn reads_load_messages() {
-        let engine = Engine::parse(DEFAULT_HOST).expect("default host");
+        let engine = Engine::parse(crate::docker_context::DEFAULT_HOST).expect("default host");
         let check = |body: &str, want: Result<Vec<&str>, &str>| {
             let got = engine.load_messages(body.as_bytes());
             match (&got, &want) {

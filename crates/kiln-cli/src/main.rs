@@ -10,6 +10,7 @@ mod attrs;
 mod build_flags;
 mod cli;
 mod commands;
+mod docker_context;
 mod docker_load;
 mod exit;
 mod export_image;

@@ -210,12 +210,13 @@ fn load_puts_the_image_into_the_engine_and_a_second_load_only_tags() {
         assert_eq!(printed, text);
 
         // The same build again, as `-o type=docker` with a third name: nothing is sent but
-        // the tags.
-        let out = build(
-            state.path(),
-            ctx.path(),
-            &proxy.docker_host(),
-            &[
+        // the tags. This time the engine is named by a Docker context (as `docker context
+        // create kiln-proxy --docker host=…` writes it) rather than by DOCKER_HOST.
+        let config = tempfile::tempdir().expect("docker config dir");
+        docker_context(config.path(), "kiln-proxy", &proxy.docker_host());
+        let out = kiln_build(state.path())
+            .args(["--progress", "plain"])
+            .args([
                 "-o",
                 "type=docker",
                 "-t",
@@ -224,8 +225,13 @@ fn load_puts_the_image_into_the_engine_and_a_second_load_only_tags() {
                 &names[1],
                 "-t",
                 &names[2],
-            ],
-        );
+            ])
+            .arg(ctx.path())
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", config.path())
+            .env("DOCKER_CONTEXT", "kiln-proxy")
+            .output()
+            .expect("run kiln build");
         let stderr = assert_success(&out);
         let second = proxy.take();
         let lines: Vec<&str> = second.iter().map(|c| c.request_line.as_str()).collect();
@@ -325,6 +331,43 @@ fn load_without_an_engine_gives_the_docker_clis_message() {
         "the registry was reached: {:?}",
         registry.requests()
     );
+    // The engine of the config's current context, and a context that does not exist.
+    let config = tempfile::tempdir().expect("docker config dir");
+    docker_context(config.path(), "elsewhere", "unix:///nonexistent-context");
+    std::fs::write(
+        config.path().join("config.json"),
+        r#"{"currentContext":"elsewhere"}"#,
+    )
+    .expect("config.json");
+    let with_config = |context: Option<&str>| {
+        let mut command = kiln_build(state.path());
+        command
+            .args(["--progress", "plain", "--load"])
+            .arg(ctx.path())
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", config.path());
+        match context {
+            Some(c) => command.env("DOCKER_CONTEXT", c),
+            None => command.env_remove("DOCKER_CONTEXT"),
+        };
+        command.output().expect("run kiln build")
+    };
+    let out = with_config(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Cannot connect to the Docker daemon at unix:///nonexistent-context. Is the docker daemon running?"
+        ),
+        "{stderr}"
+    );
+    let out = with_config(Some("missing"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("context \"missing\" does not exist"),
+        "{stderr}"
+    );
     // A DOCKER_HOST kiln cannot use is refused before the build.
     check(
         "ssh://me@example.invalid",
@@ -396,4 +439,23 @@ fn an_engine_error_while_loading_is_one_clear_message() {
     );
     // The whole tarball was sent before the engine answered.
     assert!(*body_bytes.lock().expect("lock") > 2048, "{stderr}");
+}
+
+/// Writes the Docker context `name` for the engine at `host` into the Docker config directory
+/// `config`, as `docker context create NAME --docker host=HOST` does: its metadata under the
+/// SHA-256 of its name.
+fn docker_context(config: &Path, name: &str, host: &str) {
+    let id = kiln_oci::Digest::of_bytes(name.as_bytes());
+    let meta = config.join("contexts/meta").join(id.encoded());
+    std::fs::create_dir_all(&meta).expect("context meta dir");
+    std::fs::write(
+        meta.join("meta.json"),
+        serde_json::json!({
+            "Name": name,
+            "Metadata": {},
+            "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}},
+        })
+        .to_string(),
+    )
+    .expect("meta.json");
 }
