@@ -141,21 +141,8 @@ fn context_host(config_dir: &Path, name: &str) -> Result<String, ContextError> {
 mod tests {
     use super::*;
 
-    /// Writes a context as `docker context create NAME --docker host=HOST` does.
     fn write_context(dir: &Path, name: &str, host: &str) {
-        let id = kiln_oci::Digest::of_bytes(name.as_bytes());
-        let meta = dir.join("contexts/meta").join(id.encoded());
-        std::fs::create_dir_all(&meta).expect("meta dir");
-        std::fs::write(
-            meta.join("meta.json"),
-            serde_json::json!({
-                "Name": name,
-                "Metadata": {},
-                "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}},
-            })
-            .to_string(),
-        )
-        .expect("meta.json");
+        kiln_testkit::write_docker_context(dir, name, host).expect("write the context");
     }
 
     #[test]

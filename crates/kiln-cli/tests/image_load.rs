@@ -213,7 +213,8 @@ fn load_puts_the_image_into_the_engine_and_a_second_load_only_tags() {
         // the tags. This time the engine is named by a Docker context (as `docker context
         // create kiln-proxy --docker host=…` writes it) rather than by DOCKER_HOST.
         let config = tempfile::tempdir().expect("docker config dir");
-        docker_context(config.path(), "kiln-proxy", &proxy.docker_host());
+        kiln_testkit::write_docker_context(config.path(), "kiln-proxy", &proxy.docker_host())
+            .expect("write the context");
         let out = kiln_build(state.path())
             .args(["--progress", "plain"])
             .args([
@@ -333,7 +334,8 @@ fn load_without_an_engine_gives_the_docker_clis_message() {
     );
     // The engine of the config's current context, and a context that does not exist.
     let config = tempfile::tempdir().expect("docker config dir");
-    docker_context(config.path(), "elsewhere", "unix:///nonexistent-context");
+    kiln_testkit::write_docker_context(config.path(), "elsewhere", "unix:///nonexistent-context")
+        .expect("write the context");
     std::fs::write(
         config.path().join("config.json"),
         r#"{"currentContext":"elsewhere"}"#,
@@ -439,23 +441,4 @@ fn an_engine_error_while_loading_is_one_clear_message() {
     );
     // The whole tarball was sent before the engine answered.
     assert!(*body_bytes.lock().expect("lock") > 2048, "{stderr}");
-}
-
-/// Writes the Docker context `name` for the engine at `host` into the Docker config directory
-/// `config`, as `docker context create NAME --docker host=HOST` does: its metadata under the
-/// SHA-256 of its name.
-fn docker_context(config: &Path, name: &str, host: &str) {
-    let id = kiln_oci::Digest::of_bytes(name.as_bytes());
-    let meta = config.join("contexts/meta").join(id.encoded());
-    std::fs::create_dir_all(&meta).expect("context meta dir");
-    std::fs::write(
-        meta.join("meta.json"),
-        serde_json::json!({
-            "Name": name,
-            "Metadata": {},
-            "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}},
-        })
-        .to_string(),
-    )
-    .expect("meta.json");
 }

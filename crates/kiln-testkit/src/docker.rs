@@ -85,3 +85,20 @@ impl DockerEngine {
             .map_err(io_error("running", &self.cli))
     }
 }
+
+/// Writes the Docker context `name` for the engine at `host` (a `DOCKER_HOST`-style address)
+/// into the Docker config directory `config`, as `docker context create NAME --docker
+/// host=HOST` does: `contexts/meta/<SHA-256 of the name>/meta.json`.
+pub fn write_docker_context(config: &Path, name: &str, host: &str) -> Result<PathBuf> {
+    let id = kiln_oci::Digest::of_bytes(name.as_bytes());
+    let meta = config.join("contexts/meta").join(id.encoded());
+    std::fs::create_dir_all(&meta).map_err(io_error("create", &meta))?;
+    let file = meta.join("meta.json");
+    let doc = serde_json::json!({
+        "Name": name,
+        "Metadata": {},
+        "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}},
+    });
+    std::fs::write(&file, doc.to_string()).map_err(io_error("write", &file))?;
+    Ok(file)
+}

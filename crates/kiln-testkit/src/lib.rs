@@ -54,7 +54,7 @@ pub use busybox::{
     BUSYBOX, BUSYBOX_INDEX_TAG, BUSYBOX_REPOSITORY, BUSYBOX_TAG, BusyboxLayout, busybox_entries,
     busybox_image, busybox_index_image, busybox_layout, busybox_rootfs,
 };
-pub use docker::{DOCKER, DOCKER_ENV, DockerEngine};
+pub use docker::{DOCKER, DOCKER_ENV, DockerEngine, write_docker_context};
 pub use error::{Result, TestkitError};
 pub use http::{Handler, HttpServer, Request, Response, StaticFile, StaticFiles};
 pub use layer::{
