@@ -401,9 +401,9 @@ pub fn gunzipped_len(path: &Path) -> Result<u64> {
         .with_context(|| format!("decompress {}", path.display()))
 }
 
-/// The largest member of a tar file (an OCI layout tarball's big layer): its size, and the
-/// size of its contents once decompressed with gzip.
-pub fn largest_tar_member(path: &Path) -> Result<(u64, u64)> {
+/// The largest member of a tar file (an OCI layout tarball's big layer): its size, and with
+/// `gunzip` the size of its contents once decompressed with gzip.
+pub fn largest_tar_member(path: &Path, gunzip: bool) -> Result<(u64, Option<u64>)> {
     let open = || -> Result<tar::Archive<std::io::BufReader<std::fs::File>>> {
         let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
         Ok(tar::Archive::new(std::io::BufReader::new(file)))
@@ -424,6 +424,9 @@ pub fn largest_tar_member(path: &Path) -> Result<(u64, u64)> {
         }
     }
     let (name, size) = best.with_context(|| format!("{} is empty", path.display()))?;
+    if !gunzip {
+        return Ok((size, None));
+    }
     for entry in open()?
         .entries()
         .with_context(|| format!("read {}", path.display()))?
@@ -433,7 +436,7 @@ pub fn largest_tar_member(path: &Path) -> Result<(u64, u64)> {
             let mut decoder = flate2::read::GzDecoder::new(entry);
             let len = std::io::copy(&mut decoder, &mut std::io::sink())
                 .with_context(|| format!("decompress {} in {}", name.display(), path.display()))?;
-            return Ok((size, len));
+            return Ok((size, Some(len)));
         }
     }
     bail!("{} vanished from {}", name.display(), path.display())

@@ -157,18 +157,13 @@ pub async fn export(
     // single-platform image has no index, so index annotations have nowhere to go).
     let prepared = out.image.content.prepare_for(facts, config)?;
     let id = "exporting to image".to_string();
-    let (oci, warning) = out.image.oci_mediatypes();
-    if let Some(message) = warning {
+    let (opts, warnings) = out.image.worker_options();
+    for message in warnings {
         sink.send(Event::Warning {
             id: String::new(),
             message,
         });
     }
-    let opts = kiln_worker::ImageOptions {
-        compression: out.image.compression,
-        force_compression: out.image.force_compression,
-        oci_mediatypes: oci,
-    };
     let names: Vec<String> = out
         .image
         .names

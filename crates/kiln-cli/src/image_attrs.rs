@@ -76,6 +76,28 @@ impl ImageOutput {
     }
 }
 
+impl ImageOutput {
+    /// The worker's options for this output, and the warnings BuildKit gives when a
+    /// compression forces an option on: eStargz and zstd need OCI media types, and eStargz
+    /// converts every layer, the base image's too (BuildKit's `NeedsForceCompression`).
+    pub fn worker_options(&self) -> (kiln_worker::ImageOptions, Vec<String>) {
+        let (oci_mediatypes, warning) = self.oci_mediatypes();
+        let mut warnings: Vec<String> = warning.into_iter().collect();
+        let mut force_compression = self.force_compression;
+        if matches!(self.compression, kiln_diff::Compression::Estargz { .. }) && !force_compression
+        {
+            warnings.push("forcibly turning on force-compression mode for estargz".to_string());
+            force_compression = true;
+        }
+        let options = kiln_worker::ImageOptions {
+            compression: self.compression,
+            force_compression,
+            oci_mediatypes,
+        };
+        (options, warnings)
+    }
+}
+
 /// Attributes BuildKit's image exporters know that kiln does not implement yet.
 const IMAGE_ATTRS_LATER: &[&str] = &["oci-artifact", "attestation-prefix", "context"];
 

@@ -119,6 +119,15 @@ fn oci_tarball_is_accepted_by_skopeo_umoci_and_oci_image_tool() {
         stderr.contains("created layer"),
         "the first export makes layers:\n{stderr}"
     );
+    // The tarball and the metadata files are made as buildx makes them: 0666 less the umask
+    // (nextest runs each test in its own process, so reading the umask here is safe).
+    let umask = rustix::process::umask(rustix::fs::Mode::empty());
+    rustix::process::umask(umask);
+    for file in [&tar, &metadata, &iidfile] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(file).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask.bits(), "{}", file.display());
+    }
 
     // skopeo: three layers (busybox's, the RUN's, the COPY's), OCI gzip media types, and the
     // base layer is the registry's blob byte for byte.
@@ -349,12 +358,17 @@ fn every_compression_gives_an_image_skopeo_accepts() {
     check("compression=zstd", gzip, zstd, false);
     check("compression=uncompressed", gzip, plain, false);
     check("compression=zstd,force-compression=true", zstd, zstd, true);
-    check("compression=estargz", gzip, gzip, false);
-    // eStargz layers carry the TOC digest and uncompressed size; the blob is gzip that the
-    // copy above decompressed and checked against the diff_id.
+    // Forcing the compression the base layer already has converts nothing (BuildKit's
+    // `NeedsConversion`).
+    check("compression=gzip,force-compression=true", gzip, gzip, false);
+    // eStargz converts the base layer too (BuildKit forces compression for it).
+    check("compression=estargz", gzip, gzip, true);
+    // eStargz layers, the base image's included, carry the TOC digest and uncompressed size;
+    // the blob is gzip that the copy above decompressed and checked against the diff_id.
     let estargz = work.path().join("compression_estargz.tar");
     let raw = raw_manifest(&format!("oci-archive:{}", estargz.display()));
-    for layer in raw["layers"].as_array().into_iter().flatten().skip(1) {
+    assert_eq!(raw["layers"].as_array().map(Vec::len), Some(3), "{raw}");
+    for layer in raw["layers"].as_array().into_iter().flatten() {
         let annotations = &layer["annotations"];
         assert!(
             annotations["containerd.io/snapshot/stargz/toc.digest"]

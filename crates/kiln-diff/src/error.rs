@@ -15,6 +15,10 @@ pub enum Error {
     /// The output stream could not be written.
     #[error("cannot write the layer stream")]
     Write(#[source] io::Error),
+    /// The compressor failed (an internal error of the compression library, or one of its
+    /// worker threads stopped).
+    #[error("cannot compress the layer: {0}")]
+    Compress(String),
     /// The layer is compressed with something that is not an OCI layer format.
     #[error("layer is compressed with {0}, which is not an OCI layer format (gzip, zstd or none)")]
     UnsupportedCompression(&'static str),

@@ -60,7 +60,7 @@ pub fn compress_gzip<R: Read, W: Write>(
     std::thread::scope(|scope| -> Result<()> {
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(in_flight_limit);
         let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
-        let (done_tx, done_rx) = mpsc::channel::<(u64, io::Result<Vec<u8>>)>();
+        let (done_tx, done_rx) = mpsc::channel::<(u64, std::result::Result<Vec<u8>, String>)>();
         for _ in 0..workers {
             let jobs = std::sync::Arc::clone(&job_rx);
             let done = done_tx.clone();
@@ -74,7 +74,12 @@ pub fn compress_gzip<R: Read, W: Write>(
                     let Ok(job) = next else {
                         return;
                     };
-                    let out = compress_block(&job.data, &job.dictionary, job.last, level);
+                    // A panic in the compression library becomes this block's error, so the
+                    // writer is told instead of waiting for the block forever.
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        compress_block(&job.data, &job.dictionary, job.last, level)
+                    }))
+                    .unwrap_or_else(|_| Err("the gzip compressor panicked".to_string()));
                     if done.send((job.index, out)).is_err() {
                         return;
                     }
@@ -118,7 +123,7 @@ pub fn compress_gzip<R: Read, W: Write>(
                 break;
             }
             let (index, out) = done_rx.recv().map_err(|_| worker_gone())?;
-            waiting.insert(index, out.map_err(Error::Write)?);
+            waiting.insert(index, out.map_err(Error::Compress)?);
             while let Some(out) = waiting.remove(&written) {
                 writer.write_all(&out).map_err(Error::Write)?;
                 written += 1;
@@ -175,12 +180,17 @@ fn tail(data: &[u8]) -> Vec<u8> {
 
 /// Compresses one block into raw deflate: primed with `dictionary`, ended with a sync flush,
 /// or with the end of the stream when `last`.
-fn compress_block(data: &[u8], dictionary: &[u8], last: bool, level: u32) -> io::Result<Vec<u8>> {
+fn compress_block(
+    data: &[u8],
+    dictionary: &[u8],
+    last: bool,
+    level: u32,
+) -> std::result::Result<Vec<u8>, String> {
     let mut compress = Compress::new(flate2::Compression::new(level), false);
     if !dictionary.is_empty() {
         compress
             .set_dictionary(dictionary)
-            .map_err(io::Error::other)?;
+            .map_err(|e| e.to_string())?;
     }
     let flush = if last {
         FlushCompress::Finish
@@ -193,7 +203,7 @@ fn compress_block(data: &[u8], dictionary: &[u8], last: bool, level: u32) -> io:
         let rest = data.get(consumed..).unwrap_or_default();
         let status = compress
             .compress_vec(rest, &mut out, flush)
-            .map_err(io::Error::other)?;
+            .map_err(|e| e.to_string())?;
         let all_in = usize::try_from(compress.total_in()).unwrap_or(usize::MAX) >= data.len();
         match status {
             Status::StreamEnd => return Ok(out),
@@ -208,7 +218,7 @@ fn compress_block(data: &[u8], dictionary: &[u8], last: bool, level: u32) -> io:
 }
 
 fn worker_gone() -> Error {
-    Error::Write(io::Error::other("a gzip worker thread stopped"))
+    Error::Compress("a gzip worker thread stopped".to_string())
 }
 
 #[cfg(test)]

@@ -19,26 +19,83 @@ pub(crate) trait Sink {
 }
 
 /// Tar entries with fixed times, owners and formats (ustar: every layout name is short).
+///
+/// Only [`TarSink::finish`] ends the archive. A sink dropped before it (the export failed
+/// half-way) writes nothing more: the tar crate's builder would otherwise end the archive
+/// when dropped, and a consumer of a tarball on standard output would read a well-formed tar
+/// with the image's index missing instead of a truncated one.
 pub(crate) struct TarSink<W: Write> {
-    builder: tar::Builder<W>,
+    builder: Option<tar::Builder<Abandonable<W>>>,
+}
+
+/// A writer that refuses every write once abandoned.
+struct Abandonable<W: Write> {
+    inner: W,
+    abandoned: bool,
+}
+
+impl<W: Write> Write for Abandonable<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.abandoned {
+            return Err(io::Error::other("the tar output was abandoned"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.abandoned {
+            return Ok(());
+        }
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Drop for TarSink<W> {
+    fn drop(&mut self) {
+        if let Some(builder) = self.builder.as_mut() {
+            builder.get_mut().abandoned = true;
+        }
+    }
 }
 
 impl<W: Write> TarSink<W> {
     pub(crate) fn new(out: W) -> TarSink<W> {
-        let mut builder = tar::Builder::new(out);
+        let mut builder = tar::Builder::new(Abandonable {
+            inner: out,
+            abandoned: false,
+        });
         builder.mode(tar::HeaderMode::Deterministic);
-        TarSink { builder }
+        TarSink {
+            builder: Some(builder),
+        }
     }
 
     /// Writes the end-of-archive blocks and returns the writer.
-    pub(crate) fn finish(self) -> Result<W> {
-        let mut out = self
-            .builder
+    pub(crate) fn finish(mut self) -> Result<W> {
+        let builder = self.builder.take().ok_or_else(|| {
+            Error::io(
+                "finishing",
+                "tar output",
+                io::Error::other("finished twice"),
+            )
+        })?;
+        let mut out = builder
             .into_inner()
-            .map_err(|e| Error::io("finishing", "tar output", e))?;
+            .map_err(|e| Error::io("finishing", "tar output", e))?
+            .inner;
         out.flush()
             .map_err(|e| Error::io("flushing", "tar output", e))?;
         Ok(out)
+    }
+
+    fn builder(&mut self, name: &str) -> Result<&mut tar::Builder<Abandonable<W>>> {
+        self.builder.as_mut().ok_or_else(|| {
+            Error::io(
+                "writing tar entry",
+                name,
+                io::Error::other("the tar output is finished"),
+            )
+        })
     }
 
     fn header(name: &str, kind: tar::EntryType, mode: u32, size: u64) -> Result<tar::Header> {
@@ -59,7 +116,7 @@ impl<W: Write> TarSink<W> {
 impl<W: Write> Sink for TarSink<W> {
     fn dir(&mut self, name: &str) -> Result<()> {
         let h = Self::header(name, tar::EntryType::Directory, 0o755, 0)?;
-        self.builder
+        self.builder(name)?
             .append(&h, io::empty())
             .map_err(|e| Error::io("writing tar entry", name, e))
     }
@@ -71,7 +128,7 @@ impl<W: Write> Sink for TarSink<W> {
             inner: data,
             left: size,
         };
-        self.builder
+        self.builder(name)?
             .append(&h, &mut exact)
             .map_err(|e| Error::io("writing tar entry", name, e))?;
         if exact.left != 0 {
@@ -165,5 +222,33 @@ impl Sink for DirSink {
         fs::File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io("syncing", &dir, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes one 5-byte file into a tar sink, then finishes it or drops it.
+    fn written(finish: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut sink = TarSink::new(&mut out);
+            sink.file("index.json", 0o644, 5, &mut &b"hello"[..])
+                .expect("file");
+            if finish {
+                sink.finish().expect("finish");
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn only_finish_ends_the_archive() {
+        // A header block and a data block; finishing adds the two zero blocks that end a tar.
+        assert_eq!(written(false).len(), 1024);
+        let finished = written(true);
+        assert_eq!(finished.len(), 2048);
+        assert!(finished[1024..].iter().all(|b| *b == 0));
     }
 }

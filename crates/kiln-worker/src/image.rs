@@ -284,11 +284,20 @@ fn layer_for(
         .and_then(|d| Digest::parse(d).ok())
         .filter(|d| parts.content.exists(d).unwrap_or(false));
 
-    // A pulled layer, as it is.
-    if let Some(blob) = &pulled
-        && !opts.force_compression
+    // A pulled layer, as it is: always without `force-compression`, and with it when the
+    // blob already has the wanted compression (BuildKit's `NeedsConversion`; a pulled gzip
+    // blob is not known to be eStargz, so eStargz always converts).
+    let pulled_kind = match &pulled {
+        Some(blob) => Some(blob_kind(parts, blob)?),
+        None => None,
+    };
+    let converts = |kind: CompressionKind| match opts.compression {
+        Compression::Estargz { .. } => true,
+        wanted => kind != wanted.kind(),
+    };
+    if let (Some(blob), Some(kind)) = (&pulled, pulled_kind)
+        && (!opts.force_compression || !converts(kind))
     {
-        let kind = blob_kind(parts, blob)?;
         let diff_id = match info
             .labels
             .get(DIFF_ID_LABEL)

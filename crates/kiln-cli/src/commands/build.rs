@@ -323,14 +323,23 @@ fn build_ref(session: &str) -> String {
         .collect()
 }
 
+/// A temporary file in `dir` that becomes one of the build's output files once renamed: made
+/// with mode 0666 less the umask, as buildx's `os.Create` makes them (a temporary file's own
+/// 0600 would keep other users and later CI steps from reading the result).
+fn output_temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+}
+
 /// Writes a file whole or not at all (temp file in the same directory, then rename).
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let mut tmp = output_temp_file(dir).with_context(|| format!("writing {}", path.display()))?;
     tmp.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
     tmp.persist(path)
@@ -508,18 +517,13 @@ async fn export_image(
     sink: &Arc<dyn ProgressSink>,
 ) -> anyhow::Result<ImageResult> {
     let id = format!("exporting to {} image format", out.format.name());
-    let (oci, warning) = out.oci_mediatypes();
-    if let Some(message) = warning {
+    let (opts, warnings) = out.worker_options();
+    for message in warnings {
         sink.send(Event::Warning {
             id: String::new(),
             message,
         });
     }
-    let opts = kiln_worker::ImageOptions {
-        compression: out.compression,
-        force_compression: out.force_compression,
-        oci_mediatypes: oci,
-    };
     let names: Vec<kiln_export::ImageName> = out
         .names
         .iter()
@@ -646,8 +650,8 @@ fn write_image(
                     parent.display()
                 );
             }
-            let tmp = tempfile::NamedTempFile::new_in(parent)
-                .with_context(|| format!("writing {}", path.display()))?;
+            let tmp =
+                output_temp_file(parent).with_context(|| format!("writing {}", path.display()))?;
             let (file, tmp_path) = tmp.into_parts();
             let out = write(Box::new(std::io::BufWriter::new(
                 file.try_clone()
