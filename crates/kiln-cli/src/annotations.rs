@@ -181,6 +181,8 @@ pub struct Prepared {
     pub descriptor: BTreeMap<String, String>,
     /// The index's annotations (`annotation-index.*`).
     pub index: BTreeMap<String, String>,
+    /// What BuildKit warns about these options (`rewrite-timestamp` without an epoch).
+    pub warnings: Vec<String>,
 }
 
 /// The annotation BuildKit's oci and docker exporters put on the manifest descriptor.
@@ -251,7 +253,13 @@ impl ImageContent {
                 .unwrap_or_else(std::time::SystemTime::now);
             descriptor.insert(CREATED.to_string(), kiln_export::format_time(time, false));
         }
+        let mut warnings = Vec::new();
+        if self.rewrite_timestamp && epoch.is_none() {
+            warnings
+                .push("rewrite-timestamp is specified, but no source-date-epoch was found".into());
+        }
         Ok(Prepared {
+            warnings,
             meta: kiln_worker::ImageMeta {
                 epoch,
                 rewrite_timestamp: self.rewrite_timestamp,

@@ -157,7 +157,8 @@ pub async fn export(
     // single-platform image has no index, so index annotations have nowhere to go).
     let prepared = out.image.content.prepare_for(facts, config)?;
     let id = "exporting to image".to_string();
-    let (opts, warnings) = out.image.worker_options();
+    let (opts, mut warnings) = out.image.worker_options();
+    warnings.extend(prepared.warnings.iter().cloned());
     for message in warnings {
         sink.send(Event::Warning {
             id: String::new(),

@@ -434,6 +434,18 @@ fn every_compression_gives_an_image_skopeo_accepts() {
     assert!(dir.join("oci-layout").is_file());
     let got = layers(&format!("oci:{}:latest", dir.display()));
     assert_eq!(got.len(), 3);
+    // A second image into the same directory joins the first (BuildKit's client merges the
+    // index): skopeo finds both names.
+    build(
+        state.path(),
+        ctx.path(),
+        &format!("type=oci,dest={},tar=false,name=app:v2", dir.display()),
+        &[],
+    );
+    for tag in ["latest", "v2"] {
+        let got = layers(&format!("oci:{}:{tag}", dir.display()));
+        assert_eq!(got.len(), 3, "{tag}");
+    }
 }
 
 #[test]

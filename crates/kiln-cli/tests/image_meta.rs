@@ -367,4 +367,21 @@ fn source_date_epoch_and_rewrite_timestamp_make_reproducible_images() {
         plain_manifest["layers"][0]["digest"], manifest["layers"][0]["digest"],
         "the base layer is never rewritten"
     );
+
+    // rewrite-timestamp without an epoch rewrites nothing, and says so as BuildKit does.
+    let out = kiln_build(first_state.path())
+        .args(["--progress", "plain", "-o"])
+        .arg(format!(
+            "type=oci,tar=false,dest={},rewrite-timestamp=true",
+            work.path().join("no-epoch").display()
+        ))
+        .arg(ctx.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("run kiln build");
+    let stderr = assert_success(&out);
+    assert!(
+        stderr.contains("rewrite-timestamp is specified, but no source-date-epoch was found"),
+        "{stderr}"
+    );
 }

@@ -21,7 +21,7 @@ use kiln_content::ContentStore;
 use kiln_oci::Platform;
 
 use crate::docker::{docker_manifest_json, repositories_json};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::{ExportedImage, ImageName};
 use crate::layout::{index_json_with, write_layout};
 use crate::sink::{DirSink, TarSink};
@@ -286,8 +286,21 @@ pub fn write_oci_dir_annotated(
     annotations: LayoutAnnotations<'_>,
     dir: &Path,
 ) -> Result<()> {
-    let index = index_json_annotated(image, names, annotations)?;
     let mut sink = DirSink::new(dir)?;
+    let _lock = crate::sink::IndexLock::take(dir)?;
+    let path = dir.join("index.json");
+    let existing = match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io("reading", &path, e)),
+    };
+    let index = crate::layout::merged_index_json(
+        existing.as_deref(),
+        image,
+        names,
+        annotations.descriptor,
+        annotations.index,
+    )?;
     write_layout(store, image, &index, &[], &mut sink)
 }
 

@@ -68,12 +68,14 @@ impl ImageName {
         self.reference.familiar_name()
     }
 
-    /// The tag, or the digest when the name has only a digest: the OCI layout's
-    /// `org.opencontainers.image.ref.name`.
+    /// The OCI layout's `org.opencontainers.image.ref.name`: the part of the name after the
+    /// repository, as containerd's `reference.Parse` gives it (`Object`): the tag, `@DIGEST`,
+    /// or `TAG@DIGEST`.
     pub fn ref_name(&self) -> String {
         match (self.reference.tag(), self.reference.digest()) {
-            (Some(tag), _) => tag.to_string(),
-            (None, Some(d)) => d.to_string(),
+            (Some(tag), Some(d)) => format!("{tag}@{d}"),
+            (Some(tag), None) => tag.to_string(),
+            (None, Some(d)) => format!("@{d}"),
             (None, None) => "latest".to_string(),
         }
     }

@@ -86,6 +86,83 @@ pub(crate) fn index_json_with(
     })
 }
 
+/// The `index.json` of a layout directory that already has `existing` (its bytes, when the
+/// file exists) after `image` is added, as BuildKit's client adds an image to a layout
+/// directory (`ociindex.StoreIndex.Put`): for each name, the entries with the same name and
+/// reference name are replaced by the image's manifest; without names the image is tagged
+/// `latest` (reference name only). Other entries and unknown fields are kept as they are; the
+/// index's own `annotations` are those of `existing` with `index_annotations` over them.
+pub(crate) fn merged_index_json(
+    existing: Option<&[u8]>,
+    image: &ExportedImage,
+    names: &[ImageName],
+    annotations: &BTreeMap<String, String>,
+    index_annotations: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let json_error = |source| Error::Json {
+        what: "index.json",
+        source,
+    };
+    let mut index: serde_json::Map<String, serde_json::Value> = match existing {
+        Some(bytes) if !bytes.is_empty() => serde_json::from_slice(bytes).map_err(json_error)?,
+        _ => serde_json::Map::new(),
+    };
+    index
+        .entry("schemaVersion")
+        .or_insert_with(|| serde_json::Value::from(2));
+    index
+        .entry("mediaType")
+        .or_insert_with(|| serde_json::Value::from(OCI_INDEX));
+    let mut manifests = match index.remove("manifests") {
+        Some(serde_json::Value::Array(m)) => m,
+        _ => Vec::new(),
+    };
+    let base = {
+        let mut d = image.manifest.clone();
+        d.annotations.extend(annotations.clone());
+        d
+    };
+    // (containerd image name, reference name): the image name is empty for a bare tag.
+    let tags: Vec<(String, String)> = if names.is_empty() {
+        vec![(String::new(), "latest".to_string())]
+    } else {
+        names.iter().map(|n| (n.full(), n.ref_name())).collect()
+    };
+    for (image_name, ref_name) in tags {
+        let annotation = |m: &serde_json::Value, key: &str| {
+            m.pointer(&format!(
+                "/annotations/{}",
+                key.replace('~', "~0").replace('/', "~1")
+            ))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+        };
+        manifests.retain(|m| {
+            annotation(m, OCI_REF_NAME) != ref_name || annotation(m, CONTAINERD_NAME) != image_name
+        });
+        let mut d = base.clone();
+        if !image_name.is_empty() {
+            d.annotations
+                .insert(CONTAINERD_NAME.to_string(), image_name.clone());
+        }
+        d.annotations.insert(OCI_REF_NAME.to_string(), ref_name);
+        manifests.push(serde_json::to_value(&d).map_err(json_error)?);
+    }
+    index.insert("manifests".to_string(), serde_json::Value::Array(manifests));
+    if !index_annotations.is_empty() {
+        let merged = index
+            .entry("annotations")
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if let Some(map) = merged.as_object_mut() {
+            for (k, v) in index_annotations {
+                map.insert(k.clone(), serde_json::Value::from(v.as_str()));
+            }
+        }
+    }
+    serde_json::to_vec(&index).map_err(json_error)
+}
+
 /// The name of a blob in a layout (`blobs/sha256/<hex>`).
 pub(crate) fn blob_path(d: &Descriptor) -> Result<String> {
     if d.digest.algorithm() != "sha256" {
@@ -168,7 +245,8 @@ pub fn write_oci_tar<W: Write>(
 }
 
 /// Writes `image` as an OCI image layout directory at `dir` (created when missing). Blobs the
-/// directory already has are kept; `index.json` and `oci-layout` are replaced.
+/// directory already has are kept, and the image is added to its `index.json` as BuildKit's
+/// client adds it (see `merged_index_json`), under the lock file `index.json.lock`.
 pub fn write_oci_dir(
     store: &ContentStore,
     image: &ExportedImage,

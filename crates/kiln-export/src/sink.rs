@@ -168,6 +168,41 @@ impl Read for Exact<'_> {
     }
 }
 
+/// The lock BuildKit's client takes on a layout directory's index while it changes it: the
+/// file `index.json.lock`, locked exclusively without waiting (another writer at work is an
+/// error, as in BuildKit) and removed when released.
+pub(crate) struct IndexLock {
+    path: PathBuf,
+    _file: fs::File,
+}
+
+impl IndexLock {
+    pub(crate) fn take(dir: &Path) -> Result<IndexLock> {
+        let path = dir.join("index.json.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("creating", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(IndexLock { path, _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::io(
+                "locking",
+                &path,
+                io::Error::other("another export is writing this layout"),
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
+        }
+    }
+}
+
+impl Drop for IndexLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 /// Files in a directory, each written under a temporary name, synced and renamed.
 pub(crate) struct DirSink {
     root: PathBuf,

@@ -181,6 +181,88 @@ fn oci_directory() {
     insta::assert_debug_snapshot!("oci_dir_listing", files);
 }
 
+/// Adding images to a layout directory as BuildKit's client does: each write replaces only the
+/// entries with the same name and reference name, and keeps everything else it finds in
+/// `index.json`, unknown fields included.
+#[test]
+fn oci_directory_index_is_merged() {
+    let (dir, store, image) = fixture();
+    let out = dir.path().join("layout");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let other = r#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":7,"artifactType":"application/x-kept","annotations":{"org.opencontainers.image.ref.name":"other"}}"#;
+    std::fs::write(
+        out.join("index.json"),
+        format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{other}],"annotations":{{"kept":"yes"}}}}"#),
+    )
+    .expect("existing index");
+    // The reference names (and containerd names) of the entries after each write, in order.
+    let check = |write: &[&str], want: &[&str]| {
+        write_oci_dir(&store, &image, &names(write), &BTreeMap::new(), &out).expect("write");
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("index.json")).expect("read"))
+                .expect("json");
+        let got: Vec<String> = index["manifests"]
+            .as_array()
+            .expect("manifests")
+            .iter()
+            .map(|m| {
+                let a = &m["annotations"];
+                format!(
+                    "{} {}",
+                    a["org.opencontainers.image.ref.name"]
+                        .as_str()
+                        .unwrap_or("-"),
+                    a["io.containerd.image.name"].as_str().unwrap_or("-")
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "after writing {write:?}");
+        assert_eq!(index["annotations"]["kept"], "yes");
+        assert_eq!(index["manifests"][0]["artifactType"], "application/x-kept");
+        assert!(!out.join("index.json.lock").exists());
+    };
+    check(&["app:v1"], &["other -", "v1 docker.io/library/app:v1"]);
+    check(
+        &["app:v2"],
+        &[
+            "other -",
+            "v1 docker.io/library/app:v1",
+            "v2 docker.io/library/app:v2",
+        ],
+    );
+    // The same name again replaces its entry (now last).
+    check(
+        &["app:v1"],
+        &[
+            "other -",
+            "v2 docker.io/library/app:v2",
+            "v1 docker.io/library/app:v1",
+        ],
+    );
+    // Without a name: the tag `latest` alone.
+    check(
+        &[],
+        &[
+            "other -",
+            "v2 docker.io/library/app:v2",
+            "v1 docker.io/library/app:v1",
+            "latest -",
+        ],
+    );
+    // A digest name's reference name is `@DIGEST`, as containerd's `reference.Parse` gives.
+    let digest = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    check(
+        &[&format!("app@{digest}")],
+        &[
+            "other -",
+            "v2 docker.io/library/app:v2",
+            "v1 docker.io/library/app:v1",
+            "latest -",
+            &format!("@{digest} docker.io/library/app@{digest}"),
+        ],
+    );
+}
+
 #[test]
 fn missing_blob_is_an_error() {
     let (_dir, store, mut image) = fixture();

@@ -361,8 +361,20 @@ impl RegistryClient {
             reference: &shown,
             blob: None,
         };
+        // By digest, the digest goes in as the "tag": the URL is the same
+        // (`/v2/NAME/manifests/sha256:…`), and oci-client's workaround for registries that
+        // answer without `Location` (ECR) strips the tag from the URL, which panics for a
+        // digest reference.
+        let target = match reference.digest() {
+            Some(digest) => oci_client::Reference::with_tag(
+                reference.domain().to_owned(),
+                reference.path().to_owned(),
+                digest.to_string(),
+            ),
+            None => oci_reference(&reference),
+        };
         client
-            .push_manifest_raw(&oci_reference(&reference), bytes.to_vec(), content_type)
+            .push_manifest_raw(&target, bytes.to_vec(), content_type)
             .await
             .map(|_| ())
             .map_err(|e| context.map(e))

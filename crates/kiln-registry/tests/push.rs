@@ -609,3 +609,54 @@ fn a_source_that_is_not_the_descriptor_is_refused() {
     }
     assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
 }
+
+/// A registry that stores manifests but answers their `PUT` without `Location`, as AWS ECR
+/// does: pushing by tag, by digest and by tag and digest all succeed (oci-client's workaround
+/// for such registries used to panic for a digest).
+#[test]
+fn manifest_push_without_location_header() {
+    let puts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&puts);
+    let server = kiln_testkit::HttpServer::start(move |request| {
+        if request.method == "PUT" && request.path().contains("/manifests/") {
+            if let Ok(mut puts) = seen.lock() {
+                puts.push(request.path().to_string());
+            }
+            kiln_testkit::Response::new(201, Vec::new())
+        } else {
+            // The `/v2/` probe: no authentication needed.
+            kiln_testkit::Response::new(200, b"{}".to_vec())
+        }
+    })
+    .unwrap_or_else(|e| panic!("fake registry: {e}"));
+    let config = temp_dir();
+    let certs = temp_dir();
+    let client = client(config.path(), certs.path());
+    let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let digest = Digest::of_bytes(body);
+    let host = server.host();
+    let rt = runtime();
+    for text in [
+        format!("{host}/kiln/ecr:v1"),
+        format!("{host}/kiln/ecr@{digest}"),
+        format!("{host}/kiln/ecr:v1@{digest}"),
+    ] {
+        let pushed = rt
+            .block_on(client.push_manifest(
+                &reference(&text),
+                "application/vnd.oci.image.manifest.v1+json",
+                body,
+            ))
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(pushed, digest, "{text}");
+    }
+    let puts = puts.lock().map(|p| p.clone()).unwrap_or_default();
+    assert_eq!(
+        puts,
+        [
+            "/v2/kiln/ecr/manifests/v1".to_string(),
+            format!("/v2/kiln/ecr/manifests/{digest}"),
+            format!("/v2/kiln/ecr/manifests/{digest}"),
+        ]
+    );
+}

@@ -161,7 +161,7 @@ pub(crate) fn export_image_with(
     if image.created.is_none() {
         image.created = image.history.iter().rev().find_map(|h| h.created.clone());
     }
-    crate::image_meta::apply_epoch(&mut image, meta);
+    crate::image_meta::apply_epoch(&mut image, meta, &config.history);
     let config_json = crate::image_meta::config_json(&image, meta)?;
     let (config_digest, config_size) = parts.content.put(&config_json)?;
     let config_desc = Descriptor::new(

@@ -90,13 +90,17 @@ pub fn buildinfo(
 }
 
 /// Applies the epoch to the history and the config's `created` (BuildKit's
-/// `patchImageConfig`), after the history was matched to the layers.
-pub(crate) fn apply_epoch(image: &mut Image, meta: &ImageMeta) {
+/// `patchImageConfig`), after the history was matched to the layers. `original` is the
+/// history before that matching: a base-image entry that the matching changed (it had no time,
+/// and got its layer's) no longer counts as the base image's, and gets the epoch like the
+/// build's own entries, as BuildKit compares the matched history with the base image's.
+pub(crate) fn apply_epoch(image: &mut Image, meta: &ImageMeta, original: &[History]) {
     let Some(epoch) = meta.epoch else {
         return;
     };
     let stamp = epoch_string(epoch);
-    for h in image.history.iter_mut().skip(meta.base_history) {
+    let base = base_history_len(&image.history, original).min(meta.base_history);
+    for h in image.history.iter_mut().skip(base) {
         if h.created.as_deref().is_none_or(|c| after(c, epoch)) {
             h.created = Some(stamp.clone());
         }
@@ -241,6 +245,40 @@ mod tests {
         check("yesterday", None);
     }
 
+    /// A base entry that got its layer's time while the history was matched to the layers
+    /// is not the base image's any more: it gets the epoch.
+    #[test]
+    fn a_base_entry_changed_by_matching_gets_the_epoch() {
+        let e = "2023-11-14T22:13:20Z";
+        let original = vec![
+            entry("kept", Some("2020-01-01T00:00:00Z")),
+            entry("filled", None),
+            entry("own", None),
+        ];
+        let mut image = Image {
+            history: vec![
+                entry("kept", Some("2020-01-01T00:00:00Z")),
+                entry("filled", Some("2026-11-27T06:00:00Z")),
+                entry("own", Some("2026-11-27T06:00:01Z")),
+            ],
+            ..Image::default()
+        };
+        let meta = ImageMeta {
+            epoch: Some(1_700_000_000),
+            base_history: 2,
+            ..ImageMeta::default()
+        };
+        apply_epoch(&mut image, &meta, &original);
+        assert_eq!(
+            image.history,
+            vec![
+                entry("kept", Some("2020-01-01T00:00:00Z")),
+                entry("filled", Some(e)),
+                entry("own", Some(e)),
+            ]
+        );
+    }
+
     #[test]
     fn applies_the_epoch() {
         let check = |history: Vec<History>,
@@ -258,7 +296,8 @@ mod tests {
                 base_history: base,
                 ..ImageMeta::default()
             };
-            apply_epoch(&mut image, &meta);
+            let original = image.history.clone();
+            apply_epoch(&mut image, &meta, &original);
             assert_eq!(image.history, want);
             assert_eq!(image.created.as_deref(), want_created);
         };

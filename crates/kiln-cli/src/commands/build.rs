@@ -517,7 +517,9 @@ async fn export_image(
     sink: &Arc<dyn ProgressSink>,
 ) -> anyhow::Result<ImageResult> {
     let id = format!("exporting to {} image format", out.format.name());
-    let (opts, warnings) = out.worker_options();
+    let prepared = out.content.prepare_for(facts, config)?;
+    let (opts, mut warnings) = out.worker_options();
+    warnings.extend(prepared.warnings.iter().cloned());
     for message in warnings {
         sink.send(Event::Warning {
             id: String::new(),
@@ -531,7 +533,6 @@ async fn export_image(
             kiln_export::ImageName::parse(n).map_err(|e| anyhow::anyhow!("invalid name {n:?}: {e}"))
         })
         .collect::<anyhow::Result<_>>()?;
-    let prepared = out.content.prepare_for(facts, config)?;
     let annotations = prepared.descriptor.clone();
     let status = |task: String| {
         sink.send(Event::Status {
