@@ -165,9 +165,9 @@ pub fn decompress<'a, R: Read + 'a>(
 /// the `diff_id` and size of the tar, all computed in the same pass.
 ///
 /// The output is deterministic for a given input and compression: the gzip header carries no
-/// file name and a zero modification time, and gzip and zstd compress with [`compression_workers`]
-/// worker threads, whose output does not depend on how many workers there are (see
-/// [`compress_with_workers`]).
+/// file name and a zero modification time, and gzip, eStargz and zstd compress with
+/// [`compression_workers`] worker threads, whose output does not depend on how many workers
+/// there are (see [`compress_with_workers`]).
 pub fn compress<R: Read, W: Write>(
     reader: R,
     writer: W,
@@ -176,11 +176,11 @@ pub fn compress<R: Read, W: Write>(
     compress_with_workers(reader, writer, compression, compression_workers())
 }
 
-/// The most worker threads gzip and zstd compression use.
+/// The most worker threads gzip, eStargz and zstd compression use.
 const MAX_COMPRESSION_WORKERS: u32 = 4;
 
-/// The number of worker threads [`compress`] gives gzip and zstd: the machine's available parallelism,
-/// at most 4 (at least 1).
+/// The number of worker threads [`compress`] gives gzip, eStargz and zstd: the machine's
+/// available parallelism, at most 4 (at least 1).
 pub fn compression_workers() -> u32 {
     std::thread::available_parallelism()
         .map(|n| u32::try_from(n.get()).unwrap_or(MAX_COMPRESSION_WORKERS))
@@ -188,12 +188,15 @@ pub fn compression_workers() -> u32 {
         .clamp(1, MAX_COMPRESSION_WORKERS)
 }
 
-/// [`compress`] with `workers` worker threads (gzip and zstd use them).
+/// [`compress`] with `workers` worker threads (every compression but none uses them).
 ///
 /// gzip cuts the input into blocks of 1 MiB compressed on their own, each primed with the
 /// previous block's last 32 KiB, as `pigz` does (see the `pgzip` module): the bytes depend on
 /// the input and level only, and `workers = 0` means one worker. An input of at most one block
 /// gives exactly the bytes of a single-threaded gzip stream (at levels 2 to 9).
+///
+/// eStargz compresses its gzip members (one per file chunk) on the workers, each member on its
+/// own, so its bytes do not depend on the number of workers either.
 ///
 /// zstd's multi-threaded mode (`workers` ≥ 1) cuts the input into jobs whose size depends on
 /// the level only, never on the number of workers, so every worker count from 1 up gives the
@@ -212,6 +215,7 @@ pub fn compress_with_workers<R: Read, W: Write>(
             writer,
             &crate::EstargzOptions {
                 level,
+                workers,
                 ..crate::EstargzOptions::default()
             },
         )?;

@@ -27,12 +27,12 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use base64::Engine as _;
-use flate2::write::GzEncoder;
 use kiln_oci::Digest;
 
 use crate::error::{Error, Result, show};
 use crate::gotar::{self, flag};
 use crate::hash::HashingWriter;
+use crate::pool::OrderedPool;
 
 /// The layer descriptor annotation holding the digest of the TOC JSON.
 pub const TOC_DIGEST_ANNOTATION: &str = "containerd.io/snapshot/stargz/toc.digest";
@@ -81,15 +81,20 @@ pub struct EstargzOptions {
     /// `stargz.index.json` is skipped, as `estargz.Build` does; without, an input
     /// `stargz.index.json` is an error, as in BuildKit.
     pub landmark: bool,
+    /// How many threads compress members at once (0 is taken as 1). The blob's bytes do not
+    /// depend on it: each member is compressed on its own.
+    pub workers: u32,
 }
 
 impl Default for EstargzOptions {
-    /// BuildKit's defaults: level 6, 4 MiB chunks, no landmark.
+    /// BuildKit's defaults: level 6, 4 MiB chunks, no landmark; as many workers as
+    /// [`crate::compression_workers`] gives.
     fn default() -> Self {
         EstargzOptions {
             level: DEFAULT_LEVEL,
             chunk_size: DEFAULT_CHUNK_SIZE,
             landmark: false,
+            workers: crate::compression_workers(),
         }
     }
 }
@@ -148,7 +153,7 @@ pub fn compress_estargz<R: Read, W: Write>(
         options.chunk_size
     };
     let mut builder = Builder {
-        sink: Sink::new(writer, options.level),
+        sink: Sink::new(writer, options.level, options.workers),
         toc: Vec::new(),
         chunk_size,
         last_uname: BTreeMap::new(),
@@ -195,29 +200,63 @@ pub fn compress_estargz<R: Read, W: Write>(
 
 /// The output: gzip members written one after the other, with the digest of the blob and of
 /// the uncompressed stream computed on the way.
+///
+/// Members are compressed on worker threads ([`OrderedPool`]), several small ones to a job,
+/// and written in order. So the blob offset where a member starts is known only once the
+/// members before it are written: [`Sink::close`] gives the member's number, and
+/// [`Sink::offset_of`] its offset after [`Sink::drain`].
 struct Sink<W: Write> {
-    member: Member<W>,
-    level: flate2::Compression,
+    out: HashingWriter<W>,
     /// The digest and size of everything written into members (the `diff_id`).
     diff: HashingWriter<io::Sink>,
+    /// The open member's bytes, uncompressed; `None` between members.
+    open: Option<Vec<u8>>,
+    /// Closed members not yet handed to the pool.
+    batch: Vec<Vec<u8>>,
+    batch_bytes: usize,
+    /// Members closed so far: the number of the next member.
+    members: usize,
+    /// The blob offset where each written member starts, by number.
+    starts: Vec<u64>,
+    pool: OrderedPool<Vec<Vec<u8>>, Vec<Vec<u8>>>,
 }
 
-/// Whether a gzip member is open.
-enum Member<W: Write> {
-    /// Between members: the next write opens one.
-    Closed(HashingWriter<W>),
-    /// Inside a member (boxed: the encoder's state is large).
-    Open(Box<GzEncoder<HashingWriter<W>>>),
-    /// A previous write failed; nothing more can be written.
-    Failed,
+/// How many uncompressed bytes of closed members are gathered into one job: small files are
+/// members of their own, and one job each would cost more in hand-offs than in compression.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Compresses each member of a job into a gzip member of its own.
+fn compress_members(members: Vec<Vec<u8>>, level: flate2::Compression) -> Result<Vec<Vec<u8>>> {
+    members
+        .into_iter()
+        .map(|data| {
+            let mut encoder = flate2::GzBuilder::new()
+                .mtime(0)
+                .operating_system(255)
+                .write(Vec::with_capacity(data.len() / 2 + 64), level);
+            encoder.write_all(&data).map_err(Error::Write)?;
+            encoder.finish().map_err(Error::Write)
+        })
+        .collect()
 }
 
 impl<W: Write> Sink<W> {
-    fn new(writer: W, level: u32) -> Self {
+    fn new(writer: W, level: u32, workers: u32) -> Self {
+        let level = flate2::Compression::new(level.min(9));
         Sink {
-            member: Member::Closed(HashingWriter::new(writer)),
-            level: flate2::Compression::new(level.min(9)),
+            out: HashingWriter::new(writer),
             diff: HashingWriter::new(io::sink()),
+            open: None,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            members: 0,
+            starts: Vec::new(),
+            pool: OrderedPool::new(
+                usize::try_from(workers.max(1)).unwrap_or(1),
+                move |members: Vec<Vec<u8>>| {
+                    compress_members(members, level).map_err(|e| e.to_string())
+                },
+            ),
         }
     }
 
@@ -226,61 +265,86 @@ impl<W: Write> Sink<W> {
         if data.is_empty() {
             return Ok(());
         }
-        self.member = match std::mem::replace(&mut self.member, Member::Failed) {
-            Member::Closed(out) => Member::Open(Box::new(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(out, self.level),
-            )),
-            other => other,
-        };
-        let Member::Open(encoder) = &mut self.member else {
-            return Err(failed());
-        };
-        encoder.write_all(data).map_err(Error::Write)?;
-        self.diff.write_all(data).map_err(Error::Write)?;
-        Ok(())
+        self.open
+            .get_or_insert_with(Vec::new)
+            .extend_from_slice(data);
+        self.diff.write_all(data).map_err(Error::Write)
     }
 
-    /// Ends the current member, if any, and returns the blob offset where the next starts.
-    fn close(&mut self) -> Result<u64> {
-        self.member = match std::mem::replace(&mut self.member, Member::Failed) {
-            Member::Open(encoder) => Member::Closed(encoder.finish().map_err(Error::Write)?),
-            other => other,
-        };
-        match &self.member {
-            Member::Closed(out) => Ok(out.count()),
-            _ => Err(failed()),
+    /// Ends the current member, if any, and returns the number of the member that starts
+    /// next.
+    fn close(&mut self) -> Result<usize> {
+        if let Some(member) = self.open.take() {
+            self.batch_bytes += member.len();
+            self.batch.push(member);
+            self.members += 1;
+            if self.batch_bytes >= BATCH_BYTES {
+                self.submit()?;
+            }
         }
+        Ok(self.members)
     }
 
-    /// Ends the current member and writes `bytes` as they are (the footer).
-    fn write_raw(&mut self, bytes: &[u8]) -> Result<()> {
+    /// Hands the gathered members to the pool.
+    fn submit(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let Sink {
+            pool, out, starts, ..
+        } = self;
+        pool.submit(batch, &mut |done| write_members(out, starts, done))
+    }
+
+    /// Ends the current member and waits until every member is written.
+    fn drain(&mut self) -> Result<()> {
         self.close()?;
-        let Member::Closed(out) = &mut self.member else {
-            return Err(failed());
-        };
-        out.write_all(bytes).map_err(Error::Write)
+        self.submit()?;
+        let Sink {
+            pool, out, starts, ..
+        } = self;
+        pool.drain(&mut |done| write_members(out, starts, done))
+    }
+
+    /// The blob offset where member `number` starts (after [`Sink::drain`]); the number of
+    /// the member that starts next is the blob's size so far.
+    fn offset_of(&self, number: usize) -> u64 {
+        self.starts.get(number).copied().unwrap_or(self.out.count())
+    }
+
+    /// Ends the current member, waits for every member, and writes `bytes` as they are (the
+    /// footer).
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.drain()?;
+        self.out.write_all(bytes).map_err(Error::Write)
     }
 
     /// Flushes the output and returns the blob's and the uncompressed stream's digests and
     /// sizes.
     fn finish(mut self) -> Result<(Digest, u64, Digest, u64)> {
-        self.close()?;
-        let Member::Closed(mut out) = self.member else {
-            return Err(failed());
-        };
+        self.drain()?;
+        let Sink { out, diff, .. } = self;
+        let mut out = out;
         out.flush().map_err(Error::Write)?;
         let (_, digest, size) = out.finish();
-        let (_, diff_id, uncompressed_size) = self.diff.finish();
+        let (_, diff_id, uncompressed_size) = diff.finish();
         Ok((digest, size, diff_id, uncompressed_size))
     }
 }
 
-/// The error for writing after a failed write.
-fn failed() -> Error {
-    Error::Write(io::Error::other("the estargz output failed earlier"))
+/// Writes compressed members in order, noting where each starts.
+fn write_members<W: Write>(
+    out: &mut HashingWriter<W>,
+    starts: &mut Vec<u64>,
+    members: Vec<Vec<u8>>,
+) -> Result<()> {
+    for member in members {
+        starts.push(out.count());
+        out.write_all(&member).map_err(Error::Write)?;
+    }
+    Ok(())
 }
 
 /// An `InvalidData` error with `message`.
@@ -680,6 +744,9 @@ struct TocEntry {
     user_name: Vec<u8>,
     group_name: Vec<u8>,
     offset: u64,
+    /// The number of the gzip member holding this entry's data (a regular file's first chunk,
+    /// or a chunk); its `offset` is filled in once the members are written.
+    member: Option<usize>,
     dev_major: i64,
     dev_minor: i64,
     xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -811,7 +878,7 @@ impl<W: Write> Builder<W> {
                 toc.chunk_size = self.chunk_size;
                 self.chunk_size
             };
-            toc.offset = self.sink.close()?;
+            toc.member = Some(self.sink.close()?);
             toc.chunk_offset = written;
             let mut chunk_digest = HashingWriter::new(io::sink());
             let mut left = chunk;
@@ -881,8 +948,15 @@ impl<W: Write> Builder<W> {
 
     /// Writes the TOC entry and the footer and returns the identities of the blob.
     fn finish(mut self) -> Result<Estargz> {
+        self.sink.drain()?;
+        for entry in &mut self.toc {
+            if let Some(member) = entry.member {
+                entry.offset = self.sink.offset_of(member);
+            }
+        }
         let json = toc_json(&self.toc);
-        let toc_offset = self.sink.close()?;
+        let toc_member = self.sink.close()?;
+        let toc_offset = self.sink.offset_of(toc_member);
         let header = gotar::Header {
             name: TOC_TAR_NAME.as_bytes().to_vec(),
             typeflag: flag::REG,

@@ -21,7 +21,8 @@
 //! What it deliberately does not know: snapshots, mounts, content stores, media types beyond
 //! the compression suffix, progress reporting. Callers hand it directories and streams, run it
 //! on blocking threads, and decide where the bytes go; it never prints and keeps no state
-//! between calls.
+//! between calls (compression starts its worker threads for one call and joins them before it
+//! returns).
 //!
 //! Why it is built this way:
 //!
@@ -55,6 +56,7 @@ mod gotar;
 mod hash;
 mod lowers;
 mod pgzip;
+mod pool;
 mod resolve;
 
 pub use apply::{Applied, ApplyOptions, WhiteoutMode, apply_layer, apply_layer_with};

@@ -18,13 +18,12 @@
 //! Memory is bounded: at most two blocks per worker are in flight (read, compressed or waiting
 //! to be written in order), a few MiB whatever the layer's size.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
 
 use flate2::{Compress, Crc, FlushCompress, Status};
 
 use crate::error::{Error, Result};
+use crate::pool::OrderedPool;
 
 /// The size of the blocks compressed independently: large enough that the sync flush (five
 /// bytes) and the restart of the match search cost nothing measurable, small enough that two
@@ -36,7 +35,6 @@ const DICTIONARY: usize = 32 << 10;
 
 /// One block to compress.
 struct Job {
-    index: u64,
     data: Vec<u8>,
     dictionary: Vec<u8>,
     last: bool,
@@ -55,83 +53,39 @@ pub fn compress_gzip<R: Read, W: Write>(
     writer.write_all(&header(level)).map_err(Error::Write)?;
     let mut crc = Crc::new();
     let mut total = 0u64;
-    let in_flight_limit = 2 * workers;
-
-    std::thread::scope(|scope| -> Result<()> {
-        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(in_flight_limit);
-        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
-        let (done_tx, done_rx) = mpsc::channel::<(u64, std::result::Result<Vec<u8>, String>)>();
-        for _ in 0..workers {
-            let jobs = std::sync::Arc::clone(&job_rx);
-            let done = done_tx.clone();
-            scope.spawn(move || {
-                loop {
-                    // The lock is held only to take the next job, never while compressing.
-                    let next = match jobs.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = next else {
-                        return;
-                    };
-                    // A panic in the compression library becomes this block's error, so the
-                    // writer is told instead of waiting for the block forever.
-                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        compress_block(&job.data, &job.dictionary, job.last, level)
-                    }))
-                    .unwrap_or_else(|_| Err("the gzip compressor panicked".to_string()));
-                    if done.send((job.index, out)).is_err() {
-                        return;
-                    }
-                }
-            });
+    let mut pool = OrderedPool::new(workers, move |job: Job| {
+        compress_block(&job.data, &job.dictionary, job.last, level)
+    });
+    let mut deliver = |out: Vec<u8>| writer.write_all(&out).map_err(Error::Write);
+    let mut data = read_block(reader)?;
+    let mut dictionary = Vec::new();
+    loop {
+        crc.update(&data);
+        total += data.len() as u64;
+        // Read ahead one block to know whether this one is the last.
+        let next = if data.len() == BLOCK {
+            read_block(reader)?
+        } else {
+            Vec::new()
+        };
+        let last = next.is_empty();
+        let tail = tail(&data);
+        pool.submit(
+            Job {
+                data,
+                dictionary,
+                last,
+            },
+            &mut deliver,
+        )?;
+        if last {
+            break;
         }
-        drop(done_tx);
-
-        let mut next_block = read_block(reader)?;
-        let mut previous_tail: Vec<u8> = Vec::new();
-        let mut sent = 0u64;
-        let mut written = 0u64;
-        let mut waiting: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-        let mut input_done = false;
-        loop {
-            // Keep the workers fed, up to the in-flight limit.
-            while !input_done && sent - written < in_flight_limit as u64 {
-                let data = std::mem::take(&mut next_block);
-                crc.update(&data);
-                total += data.len() as u64;
-                // Read ahead one block to know whether this one is the last.
-                next_block = if data.len() == BLOCK {
-                    read_block(reader)?
-                } else {
-                    Vec::new()
-                };
-                let last = next_block.is_empty();
-                let dictionary = std::mem::replace(&mut previous_tail, tail(&data));
-                job_tx
-                    .send(Job {
-                        index: sent,
-                        data,
-                        dictionary,
-                        last,
-                    })
-                    .map_err(|_| worker_gone())?;
-                sent += 1;
-                input_done = last;
-            }
-            if written == sent {
-                break;
-            }
-            let (index, out) = done_rx.recv().map_err(|_| worker_gone())?;
-            waiting.insert(index, out.map_err(Error::Compress)?);
-            while let Some(out) = waiting.remove(&written) {
-                writer.write_all(&out).map_err(Error::Write)?;
-                written += 1;
-            }
-        }
-        Ok(())
-    })?;
-
+        data = next;
+        dictionary = tail;
+    }
+    pool.drain(&mut deliver)?;
+    drop(pool);
     let mut trailer = [0u8; 8];
     trailer[..4].copy_from_slice(&crc.sum().to_le_bytes());
     trailer[4..].copy_from_slice(&crc.amount().to_le_bytes());
@@ -215,10 +169,6 @@ fn compress_block(
             Status::Ok | Status::BufError => out.reserve(out.capacity().max(64 << 10)),
         }
     }
-}
-
-fn worker_gone() -> Error {
-    Error::Compress("a gzip worker thread stopped".to_string())
 }
 
 #[cfg(test)]
