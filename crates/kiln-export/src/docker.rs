@@ -28,7 +28,7 @@ pub fn docker_manifest_json(image: &ExportedImage, names: &[ImageName]) -> Resul
         repo_tags: (!names.is_empty()).then(|| names.iter().map(ImageName::familiar).collect()),
         layers: image.layers.iter().map(blob_path).collect::<Result<_>>()?,
     }];
-    serde_json::to_vec(&doc).map_err(|source| Error::Json {
+    kiln_gostd::json::marshal(&doc).map_err(|source| Error::Json {
         what: "manifest.json",
         source,
     })
@@ -52,7 +52,7 @@ pub fn repositories_json(image: &ExportedImage, names: &[ImageName]) -> Result<O
             .or_default()
             .insert(n.ref_name(), top.digest.encoded().to_string());
     }
-    serde_json::to_vec(&repos)
+    kiln_gostd::json::marshal(&repos)
         .map(Some)
         .map_err(|source| Error::Json {
             what: "repositories",

@@ -74,7 +74,7 @@ pub(crate) fn index_json_with(
             })
             .collect()
     };
-    serde_json::to_vec(&IndexDoc {
+    kiln_gostd::json::marshal(&IndexDoc {
         schema_version: 2,
         media_type: OCI_INDEX,
         manifests,
@@ -160,7 +160,7 @@ pub(crate) fn merged_index_json(
             }
         }
     }
-    serde_json::to_vec(&index).map_err(json_error)
+    kiln_gostd::json::marshal(&index).map_err(json_error)
 }
 
 /// The name of a blob in a layout (`blobs/sha256/<hex>`).

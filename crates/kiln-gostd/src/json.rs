@@ -67,6 +67,124 @@ pub fn marshal_strings<S: AsRef<str>>(items: &[S]) -> String {
     out
 }
 
+/// A `serde_json` formatter that writes strings as Go's `encoding/json` does, around another
+/// formatter that decides the layout (compact for `json.Marshal`, indented for
+/// `json.MarshalIndent`): `<`, `>`, `&`, U+2028 and U+2029 become `\u003c`, `\u003e`,
+/// `\u0026`, `\u2028` and `\u2029`. Everything else `serde_json` already writes as Go does
+/// (control characters as `\b`, `\f`, `\n`, `\r`, `\t` or `\u00xx`).
+///
+/// Images BuildKit writes (configs, manifests, indexes) are Go's `json.Marshal` output, so a
+/// `RUN a && b` in a config's history is `a \u0026\u0026 b` there; writing the same bytes keeps
+/// kiln's documents byte-identical to BuildKit's for the same content.
+pub struct GoFormatter<F> {
+    inner: F,
+}
+
+impl<F> GoFormatter<F> {
+    /// Go's string escaping around `inner`.
+    pub fn new(inner: F) -> GoFormatter<F> {
+        GoFormatter { inner }
+    }
+}
+
+impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for GoFormatter<F> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            let escaped = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(fragment.get(start..i).unwrap_or_default().as_bytes())?;
+            writer.write_all(escaped.as_bytes())?;
+            start = i + c.len_utf8();
+        }
+        writer.write_all(fragment.get(start..).unwrap_or_default().as_bytes())
+    }
+
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.inner.begin_array(w)
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.inner.end_array(w)
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.inner.begin_array_value(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.inner.end_array_value(w)
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.inner.begin_object(w)
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.inner.end_object(w)
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.inner.begin_object_key(w, first)
+    }
+
+    fn end_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.inner.end_object_key(w)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.inner.begin_object_value(w)
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.inner.end_object_value(w)
+    }
+}
+
+/// `value` as Go's `json.Marshal` writes it (compact, Go's string escaping). Map keys come out
+/// in the order `value` gives them: Go sorts map keys, so callers pass sorted maps.
+pub fn marshal<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        GoFormatter::new(serde_json::ser::CompactFormatter),
+    );
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+/// `value` as Go's `json.MarshalIndent(value, "", indent)` writes it.
+pub fn marshal_indent<T: serde::Serialize + ?Sized>(
+    value: &T,
+    indent: &[u8],
+) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        GoFormatter::new(serde_json::ser::PrettyFormatter::with_indent(indent)),
+    );
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +239,27 @@ mod tests {
                     r#"["a\u003cb\u003e\u0026c","q\"\\\n\u0001","*.go"]"#,
                 ),
             ],
+        );
+    }
+
+    /// Expected bytes are what Go 1.22's `json.Marshal` and `json.MarshalIndent(v, "", "   ")`
+    /// write for the same values.
+    #[test]
+    fn documents_like_go() {
+        let value = serde_json::json!({
+            "created_by": "RUN a && b <c> \u{2028}",
+            "list": ["x\n", "\u{1}"],
+            "empty": [],
+        });
+        let compact = marshal(&value).expect("marshal");
+        assert_eq!(
+            String::from_utf8_lossy(&compact),
+            r#"{"created_by":"RUN a \u0026\u0026 b \u003cc\u003e \u2028","list":["x\n","\u0001"],"empty":[]}"#
+        );
+        let indented = marshal_indent(&value, b"   ").expect("marshal");
+        assert_eq!(
+            String::from_utf8_lossy(&indented),
+            "{\n   \"created_by\": \"RUN a \\u0026\\u0026 b \\u003cc\\u003e \\u2028\",\n   \"list\": [\n      \"x\\n\",\n      \"\\u0001\"\n   ],\n   \"empty\": []\n}"
         );
     }
 }

@@ -555,21 +555,17 @@ fn manifest_json(
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         annotations: &'a BTreeMap<String, String>,
     }
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut out,
-        serde_json::ser::PrettyFormatter::with_indent(b"   "),
-    );
-    Doc {
-        media_type,
-        schema_version: 2,
-        config,
-        layers,
-        annotations,
-    }
-    .serialize(&mut ser)
-    .map_err(|e| Error::Invalid(format!("serializing the image manifest: {e}")))?;
-    Ok(out)
+    kiln_gostd::json::marshal_indent(
+        &Doc {
+            media_type,
+            schema_version: 2,
+            config,
+            layers,
+            annotations,
+        },
+        b"   ",
+    )
+    .map_err(|e| Error::Invalid(format!("serializing the image manifest: {e}")))
 }
 
 /// A time as Go's `time.Time` marshals to JSON in UTC.

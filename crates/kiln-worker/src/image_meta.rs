@@ -84,7 +84,7 @@ pub fn buildinfo(
         }),
         sources: sorted,
     };
-    let json = serde_json::to_vec(&doc)
+    let json = kiln_gostd::json::marshal(&doc)
         .map_err(|e| Error::Invalid(format!("serializing the build information: {e}")))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(json))
 }
@@ -193,7 +193,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 pub(crate) fn config_json(image: &Image, meta: &ImageMeta) -> Result<Vec<u8>> {
     let err = |e: serde_json::Error| Error::Invalid(format!("serializing the image config: {e}"));
     let Some(info) = &meta.buildinfo else {
-        return serde_json::to_vec(image).map_err(err);
+        return kiln_gostd::json::marshal(image).map_err(err);
     };
     let serde_json::Value::Object(map) = serde_json::to_value(image).map_err(err)? else {
         return Err(Error::Invalid(
@@ -205,7 +205,7 @@ pub(crate) fn config_json(image: &Image, meta: &ImageMeta) -> Result<Vec<u8>> {
         BUILDINFO_KEY.to_string(),
         serde_json::Value::String(info.clone()),
     );
-    serde_json::to_vec(&sorted).map_err(err)
+    kiln_gostd::json::marshal(&sorted).map_err(err)
 }
 
 /// The number of leading entries of `history` that are `base`'s history (BuildKit compares
