@@ -4,9 +4,13 @@
 //!
 //! A context other than `default` is a directory of the Docker config
 //! (`$DOCKER_CONFIG`, else `~/.docker`): `contexts/meta/<sha256 of the name>/meta.json` holds
-//! its endpoints, of which kiln reads the engine's (`Endpoints.docker.Host`). TLS material of a
-//! context (`contexts/tls/<sha256>/docker/`) is refused, as `DOCKER_TLS_VERIFY` is: kiln does
-//! not speak TLS to the engine yet.
+//! its endpoints, of which kiln reads the engine's (`Endpoints.docker.Host`), and
+//! `contexts/tls/<sha256>/docker/` its TLS material (`ca.pem`, `cert.pem`, `key.pem`).
+//!
+//! With `DOCKER_HOST`, TLS is `DOCKER_TLS_VERIFY` (any non-empty value), with the material in
+//! `DOCKER_CERT_PATH` (else the config directory), as the Docker CLI reads them: the engine's
+//! certificate must chain to `ca.pem`, and `cert.pem` with `key.pem` are the client's
+//! certificate (Docker-in-Docker's `DOCKER_TLS_CERTDIR` set-up in CI, for instance).
 
 use std::path::{Path, PathBuf};
 
@@ -30,38 +34,66 @@ pub enum ContextError {
         /// What went wrong.
         reason: String,
     },
-    /// The context connects to its engine with TLS.
+    /// The context reaches its engine with TLS without verifying it (`SkipTLSVerify`).
     #[error(
-        "Docker context {name:?} uses TLS to reach its engine, which kiln does not support yet"
+        "Docker context {name:?} skips verifying its engine's TLS certificate, which kiln does not support"
     )]
-    Tls {
+    SkipTlsVerify {
         /// The context's name.
         name: String,
     },
 }
 
-/// Where the Docker CLI looks for its engine, read from the process environment: the
-/// `DOCKER_HOST`-style address of the engine.
-pub fn engine_host() -> Result<String, ContextError> {
+/// Where the engine is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The `DOCKER_HOST`-style address.
+    pub host: String,
+    /// With TLS: the directory holding `ca.pem` (and the client's `cert.pem` and `key.pem`).
+    pub tls: Option<PathBuf>,
+}
+
+impl Endpoint {
+    fn plain(host: &str) -> Endpoint {
+        Endpoint {
+            host: host.to_string(),
+            tls: None,
+        }
+    }
+}
+
+/// The engine the Docker CLI would use, read from the process environment.
+pub fn engine() -> Result<Endpoint, ContextError> {
     let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     let config_dir = env("DOCKER_CONFIG")
         .map(PathBuf::from)
         .or_else(|| env("HOME").map(|home| Path::new(&home).join(".docker")));
+    let tls_dir = env("DOCKER_TLS_VERIFY").and_then(|_| {
+        env("DOCKER_CERT_PATH")
+            .map(PathBuf::from)
+            .or_else(|| config_dir.clone())
+    });
     resolve(
         env("DOCKER_HOST").as_deref(),
+        tls_dir,
         env("DOCKER_CONTEXT").as_deref(),
         config_dir.as_deref(),
     )
 }
 
-/// [`engine_host`] for given environment values and Docker config directory.
+/// [`engine`] for given environment values (`docker_tls`: the TLS directory when
+/// `DOCKER_TLS_VERIFY` is set) and Docker config directory.
 pub fn resolve(
     docker_host: Option<&str>,
+    docker_tls: Option<PathBuf>,
     docker_context: Option<&str>,
     config_dir: Option<&Path>,
-) -> Result<String, ContextError> {
+) -> Result<Endpoint, ContextError> {
     if let Some(host) = docker_host {
-        return Ok(host.to_string());
+        return Ok(Endpoint {
+            host: host.to_string(),
+            tls: docker_tls,
+        });
     }
     let name = match docker_context {
         Some(name) => name.to_string(),
@@ -71,12 +103,12 @@ pub fn resolve(
         },
     };
     if name.is_empty() || name == "default" {
-        return Ok(DEFAULT_HOST.to_string());
+        return Ok(Endpoint::plain(DEFAULT_HOST));
     }
     let Some(dir) = config_dir else {
         return Err(ContextError::NotFound { name });
     };
-    context_host(dir, &name)
+    context_endpoint(dir, &name)
 }
 
 /// The config's `currentContext`, if it names one (a missing config names none).
@@ -104,8 +136,8 @@ fn current_context(config_dir: &Path) -> Result<Option<String>, ContextError> {
         .map(str::to_string))
 }
 
-/// The engine address of the context `name` stored under `config_dir`.
-fn context_host(config_dir: &Path, name: &str) -> Result<String, ContextError> {
+/// The engine of the context `name` stored under `config_dir`.
+fn context_endpoint(config_dir: &Path, name: &str) -> Result<Endpoint, ContextError> {
     let id = kiln_oci::Digest::of_bytes(name.as_bytes());
     let id = id.encoded();
     let meta = config_dir.join("contexts/meta").join(id).join("meta.json");
@@ -124,17 +156,26 @@ fn context_host(config_dir: &Path, name: &str) -> Result<String, ContextError> {
     };
     let doc: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| invalid(format!("{}: {e}", meta.display())))?;
-    let tls = config_dir.join("contexts/tls").join(id).join("docker");
-    if std::fs::read_dir(&tls).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(ContextError::Tls {
+    let host = doc
+        .pointer("/Endpoints/docker/Host")
+        .and_then(|h| h.as_str())
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| invalid(format!("{} has no Endpoints.docker.Host", meta.display())))?;
+    if doc
+        .pointer("/Endpoints/docker/SkipTLSVerify")
+        .and_then(|v| v.as_bool())
+        == Some(true)
+    {
+        return Err(ContextError::SkipTlsVerify {
             name: name.to_string(),
         });
     }
-    doc.pointer("/Endpoints/docker/Host")
-        .and_then(|h| h.as_str())
-        .filter(|h| !h.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| invalid(format!("{} has no Endpoints.docker.Host", meta.display())))
+    let tls = config_dir.join("contexts/tls").join(id).join("docker");
+    let has_tls = std::fs::read_dir(&tls).is_ok_and(|mut entries| entries.next().is_some());
+    Ok(Endpoint {
+        host: host.to_string(),
+        tls: has_tls.then_some(tls),
+    })
 }
 
 #[cfg(test)]
@@ -154,7 +195,7 @@ mod tests {
         let check = |host: Option<&str>,
                      context: Option<&str>,
                      current: Option<&str>,
-                     want: Result<&str, ContextError>| {
+                     want: Result<(&str, Option<PathBuf>), ContextError>| {
             match current {
                 Some(c) => std::fs::write(
                     config.join("config.json"),
@@ -165,34 +206,42 @@ mod tests {
                     let _ = std::fs::remove_file(config.join("config.json"));
                 }
             }
-            let got = resolve(host, context, Some(config));
+            let got = resolve(host, None, context, Some(config));
+            let want = want.map(|(host, tls)| Endpoint {
+                host: host.to_string(),
+                tls,
+            });
             assert_eq!(
-                got,
-                want.map(str::to_string),
+                got, want,
                 "DOCKER_HOST={host:?} DOCKER_CONTEXT={context:?} currentContext={current:?}"
             );
         };
-        check(None, None, None, Ok(DEFAULT_HOST));
-        check(None, None, Some("default"), Ok(DEFAULT_HOST));
+        check(None, None, None, Ok((DEFAULT_HOST, None)));
+        check(None, None, Some("default"), Ok((DEFAULT_HOST, None)));
         check(
             None,
             None,
             Some("rootless"),
-            Ok("unix:///run/user/1000/docker.sock"),
+            Ok(("unix:///run/user/1000/docker.sock", None)),
         );
         // DOCKER_CONTEXT over the config's current context, DOCKER_HOST over both.
         check(
             None,
             Some("remote"),
             Some("rootless"),
-            Ok("tcp://127.0.0.1:2375"),
+            Ok(("tcp://127.0.0.1:2375", None)),
         );
-        check(None, Some("default"), Some("rootless"), Ok(DEFAULT_HOST));
+        check(
+            None,
+            Some("default"),
+            Some("rootless"),
+            Ok((DEFAULT_HOST, None)),
+        );
         check(
             Some("unix:///tmp/x.sock"),
             Some("remote"),
             Some("rootless"),
-            Ok("unix:///tmp/x.sock"),
+            Ok(("unix:///tmp/x.sock", None)),
         );
         check(
             None,
@@ -210,7 +259,7 @@ mod tests {
                 name: "gone".to_string(),
             }),
         );
-        // A context with TLS material is refused.
+        // A context with TLS material is reached with it.
         let id = kiln_oci::Digest::of_bytes(b"remote");
         let tls = config
             .join("contexts/tls")
@@ -222,9 +271,7 @@ mod tests {
             None,
             Some("remote"),
             None,
-            Err(ContextError::Tls {
-                name: "remote".to_string(),
-            }),
+            Ok(("tcp://127.0.0.1:2375", Some(tls))),
         );
     }
 
@@ -243,8 +290,21 @@ mod tests {
         )
         .expect("meta.json");
         assert_eq!(
-            resolve(None, Some("rootless"), Some(dir.path())),
-            Ok("unix:///run/user/1000/docker.sock".to_string())
+            resolve(None, None, Some("rootless"), Some(dir.path())),
+            Ok(Endpoint::plain("unix:///run/user/1000/docker.sock"))
+        );
+        // DOCKER_HOST with DOCKER_TLS_VERIFY: its TLS directory.
+        assert_eq!(
+            resolve(
+                Some("tcp://docker:2376"),
+                Some(PathBuf::from("/certs/client")),
+                Some("rootless"),
+                Some(dir.path())
+            ),
+            Ok(Endpoint {
+                host: "tcp://docker:2376".to_string(),
+                tls: Some(PathBuf::from("/certs/client")),
+            })
         );
     }
 }

@@ -42,6 +42,9 @@ const CHUNK: usize = 256 << 10;
 /// Why talking to the Docker engine failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// TLS to the engine could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::engine_tls::TlsError),
     /// The Docker context naming the engine cannot be used.
     #[error(transparent)]
     Context(#[from] crate::docker_context::ContextError),
@@ -148,18 +151,29 @@ pub struct Engine {
     /// The address, as `DOCKER_HOST` spells it (for messages).
     host: String,
     address: Address,
+    /// With TLS (TCP only): the directory holding `ca.pem`, `cert.pem` and `key.pem`.
+    tls: Option<PathBuf>,
 }
 
 impl Engine {
     /// The engine the Docker CLI would use: `DOCKER_HOST`, else the current Docker context's
     /// (see [`crate::docker_context`]), else the default socket.
     pub fn from_env() -> Result<Engine, EngineError> {
-        Engine::parse(&crate::docker_context::engine_host()?)
+        let endpoint = crate::docker_context::engine()?;
+        Engine::parse_with_tls(&endpoint.host, endpoint.tls)
     }
 
     /// Parses a `DOCKER_HOST` value: `unix:///path` or `tcp://host[:port]` (port 2375 when
-    /// missing, as Docker's client does; TLS is not supported).
+    /// missing, as Docker's client does), without TLS.
+    #[cfg(test)]
     pub fn parse(value: &str) -> Result<Engine, EngineError> {
+        Engine::parse_with_tls(value, None)
+    }
+
+    /// Parses a `DOCKER_HOST` value: `unix:///path` or `tcp://host[:port]`, with TLS material
+    /// in `tls` (TCP only; a unix socket is never TLS, as for the Docker CLI). A missing port
+    /// is 2375, or 2376 with TLS, as Docker's client has them.
+    pub fn parse_with_tls(value: &str, tls: Option<PathBuf>) -> Result<Engine, EngineError> {
         let bad = |reason: &str| EngineError::Host {
             value: value.to_string(),
             reason: reason.to_string(),
@@ -174,12 +188,7 @@ impl Engine {
                 }
                 Address::Unix(PathBuf::from(rest))
             }
-            "tcp" | "http" => {
-                if std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) {
-                    return Err(bad(
-                        "TLS connections to the Docker engine (DOCKER_TLS_VERIFY) are not supported by kiln yet",
-                    ));
-                }
+            "tcp" | "http" | "https" => {
                 let hostport = rest.trim_end_matches('/');
                 if hostport.is_empty() || hostport.contains('/') {
                     return Err(bad("expected tcp://HOST:PORT"));
@@ -188,10 +197,11 @@ impl Engine {
                     Some((h, p)) => !p.is_empty() && !h.ends_with(':') && !p.contains(']'),
                     None => false,
                 };
+                let port = if tls.is_some() { 2376 } else { 2375 };
                 Address::Tcp(if has_port {
                     hostport.to_string()
                 } else {
-                    format!("{hostport}:2375")
+                    format!("{hostport}:{port}")
                 })
             }
             other => {
@@ -200,7 +210,12 @@ impl Engine {
                 )));
             }
         };
+        let tls = match address {
+            Address::Tcp(_) => tls,
+            Address::Unix(_) => None,
+        };
         Ok(Engine {
+            tls,
             host: value.to_string(),
             address,
         })
@@ -248,10 +263,14 @@ impl Engine {
                 let stream = tokio::net::TcpStream::connect(hostport)
                     .await
                     .map_err(connect_error)?;
-                (
-                    handshake(stream).await.map_err(|e| http(e.into()))?,
-                    hostport.clone(),
-                )
+                let sender = match &self.tls {
+                    Some(dir) => {
+                        let stream = crate::engine_tls::connect(stream, hostport, dir).await?;
+                        handshake(stream).await
+                    }
+                    None => handshake(stream).await,
+                };
+                (sender.map_err(|e| http(e.into()))?, hostport.clone())
             }
         };
         let mut request = Request::builder()
@@ -675,6 +694,13 @@ mod tests {
         check("/var/run/docker.sock", Err("expected unix:///PATH"));
         check("ssh://me@host", Err("ssh:// connections are not supported"));
         check("tcp://host/path", Err("expected tcp://HOST:PORT"));
+        // With TLS the default port is 2376, and a unix socket ignores TLS.
+        let tls = Some(PathBuf::from("/certs/client"));
+        let engine = Engine::parse_with_tls("tcp://docker", tls.clone()).expect("tcp");
+        assert_eq!(engine.address, Address::Tcp("docker:2376".into()));
+        assert_eq!(engine.tls, tls);
+        let engine = Engine::parse_with_tls("unix:///run/docker.sock", tls).expect("unix");
+        assert_eq!(engine.tls, None);
     }
 
     #[test]

@@ -442,3 +442,134 @@ fn an_engine_error_while_loading_is_one_clear_message() {
     // The whole tarball was sent before the engine answered.
     assert!(*body_bytes.lock().expect("lock") > 2048, "{stderr}");
 }
+
+/// A Docker engine reached over TCP with TLS, as Docker-in-Docker with `DOCKER_TLS_CERTDIR`
+/// serves it in CI: `DOCKER_HOST=tcp://…`, `DOCKER_TLS_VERIFY=1` and `DOCKER_CERT_PATH` with
+/// `ca.pem`, `cert.pem` and `key.pem`. The engine here is the local one behind a TLS endpoint
+/// that, like `dockerd --tlsverify`, requires a client certificate signed by its CA.
+#[test]
+fn load_into_an_engine_over_tls() {
+    let engine = DockerEngine::connect().expect("the Docker engine (scripts/dockerd.sh)");
+    let certs = kiln_testkit::server_certificates("kiln engine CA").expect("certificates");
+    let addr = tls_engine_proxy(&certs, PathBuf::from("/var/run/docker.sock"));
+    let state = state_dir();
+    let text = common::unique_value("over-tls-");
+    let ctx = context_with(&[
+        ("Dockerfile", "FROM scratch\nCOPY file /file\n"),
+        ("file", &text),
+    ]);
+    let tag = format!(
+        "kiln-tls-test:{}",
+        text.get(9..21).expect("unique value is long enough")
+    );
+    let cert_dir = tempfile::tempdir().expect("cert dir");
+    let write = |name: &str, pem: &str| {
+        std::fs::write(cert_dir.path().join(name), pem).expect("write a PEM file");
+    };
+    write("ca.pem", certs.ca.as_str());
+    let load = |extra_env: &[(&str, &str)]| {
+        kiln_build(state.path())
+            .args(["--progress", "plain", "--load", "-t", &tag])
+            .arg(ctx.path())
+            .env("DOCKER_HOST", format!("tcp://{addr}"))
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", cert_dir.path())
+            .envs(extra_env.iter().copied())
+            .output()
+            .expect("run kiln build")
+    };
+    // Without a client certificate the engine refuses the connection. With TLS 1.3 the
+    // refusal is an alert after the handshake, which the HTTP client reports as the alert or as
+    // a connection that was not ready, depending on timing: the test checks the failure, the
+    // engine named, and that nothing was built.
+    let out = load(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ping on the Docker engine at tcp://{addr}"))
+            && !stderr.contains("COPY"),
+        "{stderr}"
+    );
+    // With it, the image is loaded.
+    write("cert.pem", &certs.client_certificate);
+    write("key.pem", &certs.client_key);
+    let out = load(&[]);
+    let stderr = assert_success(&out);
+    assert!(stderr.contains("importing to docker"), "{stderr}");
+    let inspect = engine
+        .command()
+        .args(["image", "inspect", "--format", "{{.Id}}", &tag])
+        .output()
+        .expect("docker image inspect");
+    let _ = engine.command().args(["image", "rm", "-f", &tag]).output();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    // An engine whose certificate another CA signed is refused.
+    let other = kiln_testkit::server_certificates("another CA").expect("certificates");
+    write("ca.pem", other.ca.as_str());
+    let out = load(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+}
+
+/// A TLS endpoint on 127.0.0.1 in front of the unix socket `socket`, requiring a client
+/// certificate signed by `certs`' CA. Returns its `host:port`; it serves until the test ends.
+fn tls_engine_proxy(certs: &kiln_testkit::ServerCertificates, socket: PathBuf) -> String {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(certs.ca.as_str().as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("CA certificate");
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
+    let chain = CertificateDer::pem_slice_iter(certs.certificate.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("server certificate");
+    let key = PrivateKeyDer::from_pem_slice(certs.key.as_bytes()).expect("server key");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("address").to_string();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    if let Ok(mut unix) = tokio::net::UnixStream::connect(&socket).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut unix).await;
+                    }
+                });
+            }
+        });
+    });
+    addr
+}

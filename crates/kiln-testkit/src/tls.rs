@@ -42,7 +42,7 @@ impl CaPem {
     }
 }
 
-/// A CA and a server certificate it signed, PEM-encoded.
+/// A CA, a server certificate and a client certificate it signed, PEM-encoded.
 #[derive(Debug, Clone)]
 pub struct ServerCertificates {
     /// The CA's certificate: what a client trusts.
@@ -51,10 +51,15 @@ pub struct ServerCertificates {
     pub certificate: String,
     /// The server's private key (PKCS#8).
     pub key: String,
+    /// A client certificate (for servers that require one, as a Docker engine with
+    /// `--tlsverify` does).
+    pub client_certificate: String,
+    /// The client certificate's private key (PKCS#8).
+    pub client_key: String,
 }
 
-/// Makes a fresh CA (named `common_name`) and a server certificate it signs, valid for
-/// `127.0.0.1`, `::1` and `localhost`.
+/// Makes a fresh CA (named `common_name`), a server certificate it signs, valid for
+/// `127.0.0.1`, `::1` and `localhost`, and a client certificate it signs.
 ///
 /// Each call makes new keys, so two registries never trust each other's CA: a test can check
 /// that a client trusting another CA is refused.
@@ -97,9 +102,23 @@ pub fn server_certificates(common_name: &str) -> Result<ServerCertificates> {
     let server_certificate = server_params
         .signed_by(&server_key, &issuer)
         .map_err(invalid)?;
+    let client_key = KeyPair::generate().map_err(invalid)?;
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).map_err(invalid)?;
+    let mut client_name = DistinguishedName::new();
+    client_name.push(DnType::CommonName, "kiln test client");
+    client_params.distinguished_name = client_name;
+    client_params.is_ca = IsCa::ExplicitNoCa;
+    client_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    client_params.use_authority_key_identifier_extension = true;
+    let client_certificate = client_params
+        .signed_by(&client_key, &issuer)
+        .map_err(invalid)?;
     Ok(ServerCertificates {
         ca: CaPem(ca_certificate.pem()),
         certificate: server_certificate.pem(),
         key: server_key.serialize_pem(),
+        client_certificate: client_certificate.pem(),
+        client_key: client_key.serialize_pem(),
     })
 }
