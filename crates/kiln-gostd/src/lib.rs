@@ -16,7 +16,8 @@
 //! * [`strings`]: `ToLower` and `TrimSpace`.
 //! * [`path`]: `Clean`, `Join`, `Base`, `Dir`, `IsAbs` for `/`-separated paths (also
 //!   `path/filepath` on Unix, which behaves the same), and `Match` for shell patterns.
-//! * [`json`]: string escaping as `encoding/json` writes it (HTML-safe by default).
+//! * [`json`]: string escaping as `encoding/json` writes it (HTML-safe by default), and a
+//!   `serde_json` formatter that writes whole documents (image configs, manifests) with it.
 //! * [`time`]: `ParseDuration` and `Duration.String`.
 //!
 //! What it deliberately does not know: anything of Docker or BuildKit. A helper that only one
