@@ -42,6 +42,14 @@ const CHUNK: usize = 256 << 10;
 /// Why talking to the Docker engine failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The engine could not be reached through `ssh` (with what `ssh` said).
+    #[error("cannot reach the Docker engine at {host} through ssh: {message}")]
+    Ssh {
+        /// The engine's address.
+        host: String,
+        /// What went wrong, and `ssh`'s messages.
+        message: String,
+    },
     /// TLS to the engine could not be set up.
     #[error(transparent)]
     Tls(#[from] crate::engine_tls::TlsError),
@@ -143,6 +151,8 @@ enum Address {
     Unix(PathBuf),
     /// `host:port` over plain TCP.
     Tcp(String),
+    /// Through `ssh` and `docker system dial-stdio` on the host.
+    Ssh(crate::engine_ssh::SshTarget),
 }
 
 /// A Docker engine reached through its API socket.
@@ -204,15 +214,16 @@ impl Engine {
                     format!("{hostport}:{port}")
                 })
             }
+            "ssh" => Address::Ssh(crate::engine_ssh::parse(rest).map_err(|e| bad(&e))?),
             other => {
                 return Err(bad(&format!(
-                    "{other}:// connections are not supported by kiln yet (unix:// and tcp:// are)"
+                    "{other}:// connections are not supported by kiln (unix://, tcp:// and ssh:// are)"
                 )));
             }
         };
         let tls = match address {
             Address::Tcp(_) => tls,
-            Address::Unix(_) => None,
+            Address::Unix(_) | Address::Ssh(_) => None,
         };
         Ok(Engine {
             tls,
@@ -249,6 +260,7 @@ impl Engine {
                 }
             }
         };
+        let mut ssh_messages = None;
         let (mut sender, host_header) = match &self.address {
             Address::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
@@ -272,7 +284,54 @@ impl Engine {
                 };
                 (sender.map_err(|e| http(e.into()))?, hostport.clone())
             }
+            Address::Ssh(target) => {
+                let (stream, messages) =
+                    crate::engine_ssh::connect(target).map_err(|source| EngineError::Ssh {
+                        host: self.host.clone(),
+                        message: format!("cannot run ssh: {source}"),
+                    })?;
+                ssh_messages = Some(messages);
+                (
+                    handshake(stream).await.map_err(|e| http(e.into()))?,
+                    UNIX_HOST_HEADER.to_string(),
+                )
+            }
         };
+        let result = Self::exchange(
+            &mut sender,
+            &host_header,
+            method,
+            path_and_query,
+            content_type,
+            body,
+        )
+        .await
+        .map_err(http);
+        match (result, ssh_messages) {
+            (Err(e), Some(messages)) => {
+                let text = messages.text().await;
+                if text.is_empty() {
+                    Err(e)
+                } else {
+                    Err(EngineError::Ssh {
+                        host: self.host.clone(),
+                        message: format!("{e}: {text}"),
+                    })
+                }
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// Sends one request on a connection and reads the whole (bounded) answer.
+    async fn exchange(
+        sender: &mut hyper::client::conn::http1::SendRequest<BoxBody<Bytes, std::io::Error>>,
+        host_header: &str,
+        method: Method,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: BoxBody<Bytes, std::io::Error>,
+    ) -> Result<(StatusCode, Bytes), Box<dyn std::error::Error + Send + Sync>> {
         let mut request = Request::builder()
             .method(method)
             .uri(path_and_query)
@@ -281,16 +340,12 @@ impl Engine {
         if let Some(ct) = content_type {
             request = request.header(hyper::header::CONTENT_TYPE, ct);
         }
-        let request = request.body(body).map_err(|e| http(e.into()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| http(e.into()))?;
+        let request = request.body(body)?;
+        let response = sender.send_request(request).await?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
-            .await
-            .map_err(http)?
+            .await?
             .to_bytes();
         Ok((status, body))
     }
@@ -692,7 +747,8 @@ mod tests {
         check("tcp://[::1]", Ok(Address::Tcp("[::1]:2375".into())));
         check("unix://", Err("the socket path is empty"));
         check("/var/run/docker.sock", Err("expected unix:///PATH"));
-        check("ssh://me@host", Err("ssh:// connections are not supported"));
+        check("ftp://host", Err("ftp:// connections are not supported"));
+        check("ssh://me@host/path", Err("has no path"));
         check("tcp://host/path", Err("expected tcp://HOST:PORT"));
         // With TLS the default port is 2376, and a unix socket ignores TLS.
         let tls = Some(PathBuf::from("/certs/client"));

@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod docker_context;
 mod docker_load;
+mod engine_ssh;
 mod engine_tls;
 mod exit;
 mod export_image;

@@ -10,130 +10,38 @@
 
 mod common;
 
-use common::{assert_success, git, keygen, kiln_build, state_dir, step_state};
+use common::{SshServer, assert_success, git, kiln_build, state_dir, step_state};
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Output;
 
-const SSHD: &str = "/usr/sbin/sshd";
-
-/// `ssh-keygen` arguments for an ed25519 key without passphrase.
-const ED25519: &[&str] = &["-t", "ed25519", "-N", ""];
-
-/// An OpenSSH server on 127.0.0.1 that lets the holder of `client_key` in as root, and the
-/// repository it serves; stopped on drop.
-struct SshServer {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Child,
-    /// The key the server accepts.
-    client_key: PathBuf,
-    /// A key the server does not accept.
-    other_key: PathBuf,
+/// The repository the server's directory holds: `repo.git` (branch `main`: `hello.txt`, and a
+/// build context in `ctx/`).
+fn with_repository(server: SshServer) -> SshServer {
+    let d = server.dir.path();
+    let work = d.join("work");
+    std::fs::create_dir_all(work.join("ctx")).expect("work");
+    std::fs::write(work.join("hello.txt"), "over ssh\n").expect("file");
+    std::fs::write(work.join("ctx/data.txt"), "context over ssh\n").expect("file");
+    std::fs::write(
+        work.join("ctx/Dockerfile"),
+        "FROM scratch\nCOPY data.txt /from-context.txt\n",
+    )
+    .expect("file");
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(d, &["clone", "-q", "--bare", "--", "work", "repo.git"]);
+    server
 }
 
-impl SshServer {
-    /// Starts the server, with `repo.git` (branch `main`: `hello.txt`, and a build context in
-    /// `ctx/`) in its directory.
-    fn start() -> SshServer {
-        assert!(
-            Path::new(SSHD).exists(),
-            "{SSHD} is missing: install the Debian package openssh-server (scripts/prereqs.sh)"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("kiln-sshd-")
-            .tempdir()
-            .expect("temp dir");
-        let d = dir.path();
-        keygen(d, "host_key", ED25519);
-        let client_key = keygen(d, "client_key", ED25519);
-        let other_key = keygen(d, "other_key", ED25519);
-        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("keys");
-
-        let work = d.join("work");
-        std::fs::create_dir_all(work.join("ctx")).expect("work");
-        std::fs::write(work.join("hello.txt"), "over ssh\n").expect("file");
-        std::fs::write(work.join("ctx/data.txt"), "context over ssh\n").expect("file");
-        std::fs::write(
-            work.join("ctx/Dockerfile"),
-            "FROM scratch\nCOPY data.txt /from-context.txt\n",
-        )
-        .expect("file");
-        git(&work, &["init", "-q"]);
-        git(&work, &["add", "-A"]);
-        git(&work, &["commit", "-q", "-m", "one"]);
-        git(d, &["clone", "-q", "--bare", "--", "work", "repo.git"]);
-
-        // sshd refuses to start without its privilege separation directory.
-        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let config = d.join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {keys}\n\
-                 PidFile none\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
-                 PubkeyAuthentication yes\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\n",
-                host = d.join("host_key").display(),
-                keys = d.join("authorized_keys").display(),
-            ),
-        )
-        .expect("sshd_config");
-        let log = std::fs::File::create(d.join("sshd.log")).expect("log");
-        let child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start sshd");
-        let mut server = SshServer {
-            dir,
-            port,
-            child,
-            client_key,
-            other_key,
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("sshd exited ({status}):\n{}", server.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sshd did not listen:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    /// `ssh://root@127.0.0.1:PORT/…/repo.git`.
-    fn url(&self) -> String {
-        format!(
-            "ssh://root@127.0.0.1:{}{}",
-            self.port,
-            self.dir.path().join("repo.git").display()
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for SshServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `ssh://root@127.0.0.1:PORT/…/repo.git`.
+fn repo_url(server: &SshServer) -> String {
+    format!(
+        "ssh://root@127.0.0.1:{}{}",
+        server.port,
+        server.dir.path().join("repo.git").display()
+    )
 }
 
 /// `kiln build` of `context` with `extra` flags, without the caller's SSH agent.
@@ -162,8 +70,8 @@ fn assert_fails_with(out: &Output, needles: &[&str], server: &SshServer) {
 
 #[test]
 fn add_and_named_contexts_over_ssh_use_the_build_agent() {
-    let server = SshServer::start();
-    let url = server.url();
+    let server = with_repository(SshServer::start());
+    let url = repo_url(&server);
     let state = state_dir();
     let ctx = tempfile::tempdir().expect("context");
     std::fs::write(
@@ -256,8 +164,8 @@ fn add_and_named_contexts_over_ssh_use_the_build_agent() {
 
 #[test]
 fn git_context_over_ssh() {
-    let server = SshServer::start();
-    let context = format!("{}#main:ctx", server.url());
+    let server = with_repository(SshServer::start());
+    let context = format!("{}#main:ctx", repo_url(&server));
     let state = state_dir();
     let out_dir = tempfile::tempdir().expect("out");
     let dest = format!("type=local,dest={}", out_dir.path().display());

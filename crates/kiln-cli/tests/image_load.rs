@@ -372,10 +372,24 @@ fn load_without_an_engine_gives_the_docker_clis_message() {
     );
     // A DOCKER_HOST kiln cannot use is refused before the build.
     check(
-        "ssh://me@example.invalid",
+        "ftp://me@example.invalid",
         &["--load"],
         2,
-        "invalid DOCKER_HOST \"ssh://me@example.invalid\": ssh:// connections are not supported by kiln yet (unix:// and tcp:// are)",
+        "invalid DOCKER_HOST \"ftp://me@example.invalid\": ftp:// connections are not supported by kiln (unix://, tcp:// and ssh:// are)",
+    );
+    // An ssh:// engine that cannot be reached: ssh's own message is in the error.
+    let out = build(
+        state.path(),
+        ctx.path(),
+        "ssh://root@127.0.0.1:1",
+        &["--load"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Docker engine at ssh://root@127.0.0.1:1 through ssh")
+            && stderr.contains("Connection refused"),
+        "{stderr}"
     );
 }
 
@@ -496,17 +510,7 @@ fn load_into_an_engine_over_tls() {
     let out = load(&[]);
     let stderr = assert_success(&out);
     assert!(stderr.contains("importing to docker"), "{stderr}");
-    let inspect = engine
-        .command()
-        .args(["image", "inspect", "--format", "{{.Id}}", &tag])
-        .output()
-        .expect("docker image inspect");
-    let _ = engine.command().args(["image", "rm", "-f", &tag]).output();
-    assert!(
-        inspect.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inspect.stderr)
-    );
+    take_image(&engine, &tag);
     // An engine whose certificate another CA signed is refused.
     let other = kiln_testkit::server_certificates("another CA").expect("certificates");
     write("ca.pem", other.ca.as_str());
@@ -572,4 +576,84 @@ fn tls_engine_proxy(certs: &kiln_testkit::ServerCertificates, socket: PathBuf) -
         });
     });
     addr
+}
+
+/// A Docker engine reached over SSH (`DOCKER_HOST=ssh://root@127.0.0.1:PORT`), as the Docker
+/// CLI reaches one: a real OpenSSH server on loopback runs `docker system dial-stdio` against
+/// the local engine. The user's `ssh` is stood in for by a wrapper on `PATH` that adds the test's
+/// key and host-key settings, as a user's `~/.ssh/config` would.
+#[test]
+fn load_into_an_engine_over_ssh() {
+    let engine = DockerEngine::connect().expect("the Docker engine (scripts/dockerd.sh)");
+    let server = common::SshServer::start();
+    let state = state_dir();
+    let text = common::unique_value("over-ssh-");
+    let ctx = context_with(&[
+        ("Dockerfile", "FROM scratch\nCOPY file /file\n"),
+        ("file", &text),
+    ]);
+    let tag = format!(
+        "kiln-ssh-test:{}",
+        text.get(9..21).expect("unique value is long enough")
+    );
+    let bin = tempfile::tempdir().expect("wrapper dir");
+    let load = |key: &Path| {
+        let wrapper = bin.path().join("ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes \
+                 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"$@\"\n",
+                key.display()
+            ),
+        )
+        .expect("write the ssh wrapper");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the wrapper");
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        kiln_build(state.path())
+            .args(["--progress", "plain", "--load", "-t", &tag])
+            .arg(ctx.path())
+            .env(
+                "DOCKER_HOST",
+                format!("ssh://root@127.0.0.1:{}", server.port),
+            )
+            .env("PATH", path)
+            .output()
+            .expect("run kiln build")
+    };
+    // A key the server refuses: ssh's message says why.
+    let out = load(&server.other_key);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("through ssh") && stderr.contains("Permission denied"),
+        "{stderr}\nsshd:\n{}",
+        server.log()
+    );
+    // The key it accepts: the image is loaded.
+    let out = load(&server.client_key);
+    let stderr = assert_success(&out);
+    assert!(stderr.contains("importing to docker"), "{stderr}");
+    take_image(&engine, &tag);
+}
+
+/// Checks that the engine has the image `tag`, and removes it.
+fn take_image(engine: &DockerEngine, tag: &str) {
+    let inspect = engine
+        .command()
+        .args(["image", "inspect", "--format", "{{.Id}}", tag])
+        .output()
+        .expect("docker image inspect");
+    let _ = engine.command().args(["image", "rm", "-f", tag]).output();
+    assert!(
+        inspect.status.success(),
+        "{tag}: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
 }

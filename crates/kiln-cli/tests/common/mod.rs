@@ -231,3 +231,102 @@ pub async fn open_worker(state: &Path) -> kiln_worker::Worker {
     .await
     .expect("open worker")
 }
+
+/// The OpenSSH server binary (Debian package `openssh-server`).
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// `ssh-keygen` arguments for an ed25519 key without passphrase.
+const ED25519: &[&str] = &["-t", "ed25519", "-N", ""];
+
+/// An OpenSSH server on 127.0.0.1 that lets the holder of `client_key` in as root; stopped on
+/// drop. Its directory holds its keys, configuration and log, and whatever a test adds.
+pub struct SshServer {
+    /// The server's directory.
+    pub dir: tempfile::TempDir,
+    /// The port it listens on.
+    pub port: u16,
+    child: std::process::Child,
+    /// The key the server accepts.
+    pub client_key: PathBuf,
+    /// A key the server does not accept.
+    pub other_key: PathBuf,
+}
+
+impl SshServer {
+    /// Starts the server.
+    pub fn start() -> SshServer {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: install the Debian package openssh-server (scripts/prereqs.sh)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-sshd-")
+            .tempdir()
+            .expect("temp dir");
+        let d = dir.path();
+        keygen(d, "host_key", ED25519);
+        let client_key = keygen(d, "client_key", ED25519);
+        let other_key = keygen(d, "other_key", ED25519);
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("keys");
+        // sshd refuses to start without its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let config = d.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {keys}\n\
+                 PidFile none\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
+                 PubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\n",
+                host = d.join("host_key").display(),
+                keys = d.join("authorized_keys").display(),
+            ),
+        )
+        .expect("sshd_config");
+        let log = std::fs::File::create(d.join("sshd.log")).expect("log");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        let mut server = SshServer {
+            dir,
+            port,
+            child,
+            client_key,
+            other_key,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("sshd exited ({status}):\n{}", server.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sshd did not listen:\n{}",
+                server.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
