@@ -60,8 +60,10 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The error and its causes, `: `-separated, leaving out a cause whose text the message already
-/// ends with (library errors often print their source themselves).
+/// The error and its causes, `: `-separated, leaving out what the message already says: a
+/// cause whose text the message ends with (library errors often print their source
+/// themselves), and the start of a cause that repeats the message's last parts (`a: b` then
+/// `b: c` gives `a: b: c`).
 fn message(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in err.chain() {
@@ -69,10 +71,30 @@ fn message(err: &anyhow::Error) -> String {
         if out.ends_with(&text) {
             continue;
         }
-        if !out.is_empty() {
-            out.push_str(": ");
+        // The longest tail of the message, from a `: ` boundary, that the cause starts with.
+        let repeated = out
+            .match_indices(": ")
+            .map(|(i, sep)| i + sep.len())
+            .chain(std::iter::once(0))
+            .filter_map(|start| out.get(start..))
+            .filter(|tail| {
+                !tail.is_empty()
+                    && text
+                        .strip_prefix(tail)
+                        .is_some_and(|rest| rest.starts_with(": "))
+            })
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        match text.get(repeated..) {
+            Some(rest) if repeated > 0 => out.push_str(rest),
+            _ => {
+                if !out.is_empty() {
+                    out.push_str(": ");
+                }
+                out.push_str(&text);
+            }
         }
-        out.push_str(&text);
     }
     out
 }
@@ -99,5 +121,17 @@ mod tests {
             super::message(&err),
             "locking /x: creating /x: No such file or directory"
         );
+        // A cause that starts with what the message ends with (hyper's errors print their
+        // kind, and their source adds the detail).
+        let err = anyhow::anyhow!("operation was canceled: connection error: alert")
+            .context("operation was canceled")
+            .context("ping on the engine");
+        assert_eq!(
+            super::message(&err),
+            "ping on the engine: operation was canceled: connection error: alert"
+        );
+        // Only whole parts count: `foo` is not the start of `foobar`.
+        let err = anyhow::anyhow!("foobar: y").context("x: foo");
+        assert_eq!(super::message(&err), "x: foo: foobar: y");
     }
 }
