@@ -10,7 +10,8 @@
 
 mod common;
 
-use common::{SshServer, assert_success, git, kiln_build, state_dir, step_state};
+use common::{assert_success, git, kiln_build, ssh_server, state_dir, step_state};
+use kiln_testkit::SshServer;
 
 use std::path::Path;
 use std::process::Output;
@@ -70,7 +71,7 @@ fn assert_fails_with(out: &Output, needles: &[&str], server: &SshServer) {
 
 #[test]
 fn add_and_named_contexts_over_ssh_use_the_build_agent() {
-    let server = with_repository(SshServer::start());
+    let server = with_repository(ssh_server());
     let url = repo_url(&server);
     let state = state_dir();
     let ctx = tempfile::tempdir().expect("context");
@@ -164,7 +165,7 @@ fn add_and_named_contexts_over_ssh_use_the_build_agent() {
 
 #[test]
 fn git_context_over_ssh() {
-    let server = with_repository(SshServer::start());
+    let server = with_repository(ssh_server());
     let context = format!("{}#main:ctx", repo_url(&server));
     let state = state_dir();
     let out_dir = tempfile::tempdir().expect("out");

@@ -585,7 +585,7 @@ fn tls_engine_proxy(certs: &kiln_testkit::ServerCertificates, socket: PathBuf) -
 #[test]
 fn load_into_an_engine_over_ssh() {
     let engine = DockerEngine::connect().expect("the Docker engine (scripts/dockerd.sh)");
-    let server = common::SshServer::start();
+    let server = common::ssh_server();
     let state = state_dir();
     let text = common::unique_value("over-ssh-");
     let ctx = context_with(&[

@@ -24,6 +24,8 @@
 //! - [`HttpServer`] is a small HTTP/1.1 server on loopback whose answers come from a closure
 //!   (a [`Handler`]), with [`StaticFiles`] for the common case of files with ETags; it logs
 //!   each request's path and status, for `ADD https://…`, HTTP contexts and git over HTTP.
+//! - [`SshServer`] is a real OpenSSH server on loopback that lets one generated key in, for git
+//!   over SSH and Docker engines over SSH.
 //! - [`FileTree`] snapshots an exported tree (types, modes, owners, contents, link targets,
 //!   hard-link groups) so that two builders' results can be compared path by path.
 //!
@@ -47,6 +49,7 @@ mod layer;
 mod layout;
 mod push;
 mod registry;
+mod sshd;
 mod tls;
 mod tree;
 
@@ -66,5 +69,6 @@ pub use layout::{
 };
 pub use push::{ManifestFormat, PushOptions, PushedImage, SKOPEO, push_layout, push_layout_with};
 pub use registry::{DOCKER_REGISTRY, LoggedRequest, TestRegistry};
+pub use sshd::{SSHD, SshServer};
 pub use tls::{CaPem, ServerCertificates, server_certificates};
 pub use tree::{FileTree, Node, NodeKind};

@@ -1144,100 +1144,37 @@ mod tests {
             .to_string()
     }
 
-    /// A real OpenSSH server on 127.0.0.1 serving `repo.git` (branch `main`) to `client_key`;
-    /// killed on drop.
-    struct Sshd {
-        dir: tempfile::TempDir,
-        port: u16,
-        child: std::process::Child,
-        host_key: String,
-        client_key: PathBuf,
-    }
-
-    impl Sshd {
-        fn start() -> Sshd {
-            const SSHD: &str = "/usr/sbin/sshd";
-            assert!(
-                Path::new(SSHD).exists(),
-                "{SSHD} is missing: install the Debian package openssh-server (scripts/prereqs.sh)"
-            );
-            let dir = tempfile::tempdir().expect("temp dir");
-            let d = dir.path();
-            let host_key = keygen(&d.join("host_key"));
-            let client_key = d.join("client_key");
-            let client_pub = keygen(&client_key);
-            std::fs::write(d.join("authorized_keys"), client_pub).expect("keys");
-            let work = d.join("work");
-            std::fs::create_dir(&work).expect("work");
-            std::fs::write(work.join("f"), "x").expect("file");
-            for args in [
-                &["init", "-q", "-b", "main"][..],
-                &["add", "f"],
-                &[
-                    "-c",
-                    "user.name=k",
-                    "-c",
-                    "user.email=k@k",
-                    "commit",
-                    "-qm",
-                    "one",
-                ],
-            ] {
-                let mut cmd = Command::new("git");
-                cmd.arg("-C").arg(&work).args(args);
-                run(cmd, "git").expect("git");
-            }
+    /// A real OpenSSH server on 127.0.0.1 (kiln-testkit's) serving `repo.git` (branch `main`)
+    /// to its client key; stopped on drop.
+    fn sshd() -> kiln_testkit::SshServer {
+        let sshd = kiln_testkit::SshServer::start().unwrap_or_else(|e| panic!("{e}"));
+        let d = sshd.dir.path();
+        let work = d.join("work");
+        std::fs::create_dir(&work).expect("work");
+        std::fs::write(work.join("f"), "x").expect("file");
+        for args in [
+            &["init", "-q", "-b", "main"][..],
+            &["add", "f"],
+            &[
+                "-c",
+                "user.name=k",
+                "-c",
+                "user.email=k@k",
+                "commit",
+                "-qm",
+                "one",
+            ],
+        ] {
             let mut cmd = Command::new("git");
-            cmd.args(["clone", "-q", "--bare", "--"])
-                .arg(&work)
-                .arg(d.join("repo.git"));
-            run(cmd, "git clone").expect("git clone");
-            std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let config = d.join("sshd_config");
-            std::fs::write(
-                &config,
-                format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
-                     PidFile none\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n",
-                    d.join("host_key").display(),
-                    d.join("authorized_keys").display()
-                ),
-            )
-            .expect("config");
-            let child = Command::new(SSHD)
-                .args(["-D", "-e", "-f"])
-                .arg(&config)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start sshd");
-            let mut sshd = Sshd {
-                dir,
-                port,
-                child,
-                host_key,
-                client_key,
-            };
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(matches!(sshd.child.try_wait(), Ok(None)), "sshd exited");
-                assert!(std::time::Instant::now() < deadline, "sshd did not listen");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            sshd
+            cmd.arg("-C").arg(&work).args(args);
+            run(cmd, "git").expect("git");
         }
-    }
-
-    impl Drop for Sshd {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        let mut cmd = Command::new("git");
+        cmd.args(["clone", "-q", "--bare", "--"])
+            .arg(&work)
+            .arg(d.join("repo.git"));
+        run(cmd, "git clone").expect("git clone");
+        sshd
     }
 
     /// Resolves `main` of the server's repository with the source's SSH attributes
@@ -1279,7 +1216,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ssh_remotes_use_the_agent_and_known_hosts() {
         use crate::session::SshSpec;
-        let sshd = Sshd::start();
+        let sshd = sshd();
         let root = tempfile::tempdir().expect("root");
         std::fs::create_dir(session_dir(root.path())).expect("session dir");
         let url = format!(
