@@ -460,15 +460,20 @@ impl Engine {
                     engine_gone,
                     written,
                 };
-                let result =
-                    kiln_export::write_docker_tar(&store, &image, &names, &annotations, out)
-                        .and_then(|mut out| {
-                            out.flush().map_err(|source| kiln_export::Error::Io {
-                                action: "sending",
-                                what: PathBuf::from("the image tarball"),
-                                source,
-                            })
-                        });
+                let result = kiln_export::write_docker_tar(
+                    &store,
+                    &image,
+                    &names,
+                    kiln_export::LayoutAnnotations::descriptor(&annotations),
+                    out,
+                )
+                .and_then(|mut out| {
+                    out.flush().map_err(|source| kiln_export::Error::Io {
+                        action: "sending",
+                        what: PathBuf::from("the image tarball"),
+                        source,
+                    })
+                });
                 if let Err(e) = &result {
                     // Fail the request body, so the engine never sees a tarball that merely
                     // ends early.
@@ -564,15 +569,7 @@ impl Imported {
     /// Sends the `importing to docker` vertex.
     pub fn report(&self, sink: &Arc<dyn ProgressSink>) {
         let id = "importing to docker";
-        sink.send(Event::Vertex {
-            id: id.to_string(),
-            name: id.to_string(),
-            inputs: Vec::new(),
-        });
-        sink.send(Event::Started {
-            id: id.to_string(),
-            at: self.started,
-        });
+        crate::steps::begin_at(sink, id, self.started);
         for m in &self.messages {
             sink.send(Event::Log {
                 id: id.to_string(),
@@ -581,11 +578,7 @@ impl Imported {
                 at: self.finished,
             });
         }
-        sink.send(Event::Completed {
-            id: id.to_string(),
-            at: self.finished,
-            error: None,
-        });
+        crate::steps::end_at(sink, id, self.finished, None);
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use kiln_progress::{Event, ProgressSink};
 
-/// The vertex `id` appears and starts.
-fn begin(sink: &Arc<dyn ProgressSink>, id: &str) {
+/// The vertex `id` appears and starts `at`.
+pub(crate) fn begin_at(sink: &Arc<dyn ProgressSink>, id: &str, at: SystemTime) {
     sink.send(Event::Vertex {
         id: id.to_string(),
         name: id.to_string(),
@@ -16,17 +16,30 @@ fn begin(sink: &Arc<dyn ProgressSink>, id: &str) {
     });
     sink.send(Event::Started {
         id: id.to_string(),
-        at: SystemTime::now(),
+        at,
     });
 }
 
-/// The vertex `id` ends, with the error's whole chain when it failed.
-fn end(sink: &Arc<dyn ProgressSink>, id: &str, error: Option<&anyhow::Error>) {
+/// The vertex `id` ends `at`, with the error's whole chain when it failed.
+pub(crate) fn end_at(
+    sink: &Arc<dyn ProgressSink>,
+    id: &str,
+    at: SystemTime,
+    error: Option<&anyhow::Error>,
+) {
     sink.send(Event::Completed {
         id: id.to_string(),
-        at: SystemTime::now(),
+        at,
         error: error.map(|e| format!("{e:#}")),
     });
+}
+
+fn begin(sink: &Arc<dyn ProgressSink>, id: &str) {
+    begin_at(sink, id, SystemTime::now());
+}
+
+fn end(sink: &Arc<dyn ProgressSink>, id: &str, error: Option<&anyhow::Error>) {
+    end_at(sink, id, SystemTime::now(), error);
 }
 
 /// Reports a step that is not an LLB vertex (loading the definition, exporting).

@@ -14,17 +14,8 @@
 //! to the image of that platform; index annotations ignore it, as BuildKit does.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
 
-use kiln_content::ContentStore;
 use kiln_oci::Platform;
-
-use crate::docker::{docker_manifest_json, repositories_json};
-use crate::error::{Error, Result};
-use crate::image::{ExportedImage, ImageName};
-use crate::layout::{index_json_with, write_layout};
-use crate::sink::{DirSink, TarSink};
 
 /// Which document an annotation goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -255,78 +246,23 @@ pub struct LayoutAnnotations<'a> {
     pub index: &'a BTreeMap<String, String>,
 }
 
-/// [`crate::index_json`] with index annotations as well.
-pub fn index_json_annotated(
-    image: &ExportedImage,
-    names: &[ImageName],
-    annotations: LayoutAnnotations<'_>,
-) -> Result<Vec<u8>> {
-    index_json_with(image, names, annotations.descriptor, annotations.index)
-}
+/// No annotations.
+static NONE: BTreeMap<String, String> = BTreeMap::new();
 
-/// [`crate::write_oci_tar`] with index annotations as well.
-pub fn write_oci_tar_annotated<W: Write>(
-    store: &ContentStore,
-    image: &ExportedImage,
-    names: &[ImageName],
-    annotations: LayoutAnnotations<'_>,
-    out: W,
-) -> Result<W> {
-    let index = index_json_annotated(image, names, annotations)?;
-    let mut sink = TarSink::new(out);
-    write_layout(store, image, &index, &[], &mut sink)?;
-    sink.finish()
-}
-
-/// [`crate::write_oci_dir`] with index annotations as well.
-pub fn write_oci_dir_annotated(
-    store: &ContentStore,
-    image: &ExportedImage,
-    names: &[ImageName],
-    annotations: LayoutAnnotations<'_>,
-    dir: &Path,
-) -> Result<()> {
-    let mut sink = DirSink::new(dir)?;
-    let _lock = crate::sink::IndexLock::take(dir)?;
-    let path = dir.join("index.json");
-    let existing = match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io("reading", &path, e)),
-    };
-    let index = crate::layout::merged_index_json(
-        existing.as_deref(),
-        image,
-        names,
-        annotations.descriptor,
-        annotations.index,
-    )?;
-    write_layout(store, image, &index, &[], &mut sink)
-}
-
-/// [`crate::write_docker_tar`] with index annotations as well.
-pub fn write_docker_tar_annotated<W: Write>(
-    store: &ContentStore,
-    image: &ExportedImage,
-    names: &[ImageName],
-    annotations: LayoutAnnotations<'_>,
-    out: W,
-) -> Result<W> {
-    let index = index_json_annotated(image, names, annotations)?;
-    let manifest = docker_manifest_json(image, names)?;
-    let repositories = repositories_json(image, names)?;
-    let mut extra: Vec<(&str, &[u8])> = vec![("manifest.json", &manifest)];
-    if let Some(r) = &repositories {
-        extra.push(("repositories", r));
+impl<'a> LayoutAnnotations<'a> {
+    /// Annotations on the manifest descriptors only.
+    pub fn descriptor(descriptor: &'a BTreeMap<String, String>) -> LayoutAnnotations<'a> {
+        LayoutAnnotations {
+            descriptor,
+            index: &NONE,
+        }
     }
-    let mut sink = TarSink::new(out);
-    write_layout(store, image, &index, &extra, &mut sink)?;
-    sink.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ExportedImage, ImageName, index_json};
 
     fn key(kind: AnnotationKind, platform: Option<&str>, k: &str) -> AnnotationKey {
         AnnotationKey {
@@ -487,7 +423,7 @@ mod tests {
         let names = [ImageName::parse("app:v1").expect("name")];
         let render = |descriptor: &[(&str, &str)], index: &[(&str, &str)]| -> serde_json::Value {
             let (descriptor, index) = (map(descriptor), map(index));
-            let json = index_json_annotated(
+            let json = index_json(
                 &image,
                 &names,
                 LayoutAnnotations {

@@ -6,9 +6,11 @@ use std::io::Write;
 use kiln_content::ContentStore;
 use serde::Serialize;
 
+use crate::annotations::LayoutAnnotations;
 use crate::error::{Error, Result};
 use crate::image::{ExportedImage, ImageName};
-use crate::layout::blob_path;
+use crate::layout::{blob_path, index_json, write_layout};
+use crate::sink::TarSink;
 
 #[derive(Serialize)]
 struct DockerManifest {
@@ -60,23 +62,24 @@ pub fn repositories_json(image: &ExportedImage, names: &[ImageName]) -> Result<O
         })
 }
 
-/// Writes `image` as a Docker image tarball (`docker load -i`) to `out` and returns `out`.
+/// Writes `image` as a Docker image tarball (`docker load -i`) to `out` and returns `out`: an
+/// OCI layout (whose `index.json` carries `annotations`) plus `manifest.json` and
+/// `repositories`.
 pub fn write_docker_tar<W: Write>(
     store: &ContentStore,
     image: &ExportedImage,
     names: &[ImageName],
-    annotations: &BTreeMap<String, String>,
+    annotations: LayoutAnnotations<'_>,
     out: W,
 ) -> Result<W> {
-    let index = BTreeMap::new();
-    crate::write_docker_tar_annotated(
-        store,
-        image,
-        names,
-        crate::LayoutAnnotations {
-            descriptor: annotations,
-            index: &index,
-        },
-        out,
-    )
+    let index = index_json(image, names, annotations)?;
+    let manifest = docker_manifest_json(image, names)?;
+    let repositories = repositories_json(image, names)?;
+    let mut extra: Vec<(&str, &[u8])> = vec![("manifest.json", &manifest)];
+    if let Some(r) = &repositories {
+        extra.push(("repositories", r));
+    }
+    let mut sink = TarSink::new(out);
+    write_layout(store, image, &index, &extra, &mut sink)?;
+    sink.finish()
 }

@@ -8,9 +8,10 @@ use kiln_content::ContentStore;
 use kiln_registry::Descriptor;
 use serde::Serialize;
 
+use crate::annotations::LayoutAnnotations;
 use crate::error::{Error, Result};
 use crate::image::{ExportedImage, ImageName};
-use crate::sink::Sink;
+use crate::sink::{DirSink, IndexLock, Sink, TarSink};
 
 /// The content of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -39,39 +40,23 @@ struct IndexDoc<'a> {
 
 /// The `index.json` of a layout holding `image`: its manifest once per name (annotated with
 /// the full name and the tag, as containerd's archive exporter does), or once without names.
-/// `annotations` are added to every manifest descriptor (BuildKit adds
-/// `org.opencontainers.image.created`).
+/// The descriptor annotations go on every manifest descriptor (BuildKit adds
+/// `org.opencontainers.image.created`), the index annotations on the index.
 pub fn index_json(
     image: &ExportedImage,
     names: &[ImageName],
-    annotations: &BTreeMap<String, String>,
+    annotations: LayoutAnnotations<'_>,
 ) -> Result<Vec<u8>> {
-    index_json_with(image, names, annotations, &BTreeMap::new())
-}
-
-/// [`index_json`] with the index's own `annotations` (`annotation-index.KEY`).
-pub(crate) fn index_json_with(
-    image: &ExportedImage,
-    names: &[ImageName],
-    annotations: &BTreeMap<String, String>,
-    index_annotations: &BTreeMap<String, String>,
-) -> Result<Vec<u8>> {
-    let base = {
-        let mut d = image.manifest.clone();
-        d.annotations.extend(annotations.clone());
-        d
-    };
+    let LayoutAnnotations {
+        descriptor: annotations,
+        index: index_annotations,
+    } = annotations;
     let manifests = if names.is_empty() {
-        vec![base]
+        vec![manifest_descriptor(image, annotations, None)]
     } else {
         names
             .iter()
-            .map(|n| {
-                let mut d = base.clone();
-                d.annotations.insert(CONTAINERD_NAME.to_string(), n.full());
-                d.annotations.insert(OCI_REF_NAME.to_string(), n.ref_name());
-                d
-            })
+            .map(|n| manifest_descriptor(image, annotations, Some((&n.full(), &n.ref_name()))))
             .collect()
     };
     kiln_gostd::json::marshal(&IndexDoc {
@@ -96,9 +81,12 @@ pub(crate) fn merged_index_json(
     existing: Option<&[u8]>,
     image: &ExportedImage,
     names: &[ImageName],
-    annotations: &BTreeMap<String, String>,
-    index_annotations: &BTreeMap<String, String>,
+    annotations: LayoutAnnotations<'_>,
 ) -> Result<Vec<u8>> {
+    let LayoutAnnotations {
+        descriptor: annotations,
+        index: index_annotations,
+    } = annotations;
     let json_error = |source| Error::Json {
         what: "index.json",
         source,
@@ -116,11 +104,6 @@ pub(crate) fn merged_index_json(
     let mut manifests = match index.remove("manifests") {
         Some(serde_json::Value::Array(m)) => m,
         _ => Vec::new(),
-    };
-    let base = {
-        let mut d = image.manifest.clone();
-        d.annotations.extend(annotations.clone());
-        d
     };
     // (containerd image name, reference name): the image name is empty for a bare tag.
     let tags: Vec<(String, String)> = if names.is_empty() {
@@ -141,12 +124,7 @@ pub(crate) fn merged_index_json(
         manifests.retain(|m| {
             annotation(m, OCI_REF_NAME) != ref_name || annotation(m, CONTAINERD_NAME) != image_name
         });
-        let mut d = base.clone();
-        if !image_name.is_empty() {
-            d.annotations
-                .insert(CONTAINERD_NAME.to_string(), image_name.clone());
-        }
-        d.annotations.insert(OCI_REF_NAME.to_string(), ref_name);
+        let d = manifest_descriptor(image, annotations, Some((&image_name, &ref_name)));
         manifests.push(serde_json::to_value(&d).map_err(json_error)?);
     }
     index.insert("manifests".to_string(), serde_json::Value::Array(manifests));
@@ -161,6 +139,26 @@ pub(crate) fn merged_index_json(
         }
     }
     kiln_gostd::json::marshal(&index).map_err(json_error)
+}
+
+/// The image's manifest descriptor in an index: with `annotations`, and with a name, containerd's
+/// full image name (unless empty: a bare tag) and the OCI reference name.
+fn manifest_descriptor(
+    image: &ExportedImage,
+    annotations: &BTreeMap<String, String>,
+    name: Option<(&str, &str)>,
+) -> Descriptor {
+    let mut d = image.manifest.clone();
+    d.annotations.extend(annotations.clone());
+    if let Some((image_name, ref_name)) = name {
+        if !image_name.is_empty() {
+            d.annotations
+                .insert(CONTAINERD_NAME.to_string(), image_name.to_string());
+        }
+        d.annotations
+            .insert(OCI_REF_NAME.to_string(), ref_name.to_string());
+    }
+    d
 }
 
 /// The name of a blob in a layout (`blobs/sha256/<hex>`).
@@ -228,20 +226,13 @@ pub fn write_oci_tar<W: Write>(
     store: &ContentStore,
     image: &ExportedImage,
     names: &[ImageName],
-    annotations: &BTreeMap<String, String>,
+    annotations: LayoutAnnotations<'_>,
     out: W,
 ) -> Result<W> {
-    let index = BTreeMap::new();
-    crate::write_oci_tar_annotated(
-        store,
-        image,
-        names,
-        crate::LayoutAnnotations {
-            descriptor: annotations,
-            index: &index,
-        },
-        out,
-    )
+    let index = index_json(image, names, annotations)?;
+    let mut sink = TarSink::new(out);
+    write_layout(store, image, &index, &[], &mut sink)?;
+    sink.finish()
 }
 
 /// Writes `image` as an OCI image layout directory at `dir` (created when missing). Blobs the
@@ -251,18 +242,17 @@ pub fn write_oci_dir(
     store: &ContentStore,
     image: &ExportedImage,
     names: &[ImageName],
-    annotations: &BTreeMap<String, String>,
+    annotations: LayoutAnnotations<'_>,
     dir: &Path,
 ) -> Result<()> {
-    let index = BTreeMap::new();
-    crate::write_oci_dir_annotated(
-        store,
-        image,
-        names,
-        crate::LayoutAnnotations {
-            descriptor: annotations,
-            index: &index,
-        },
-        dir,
-    )
+    let mut sink = DirSink::new(dir)?;
+    let _lock = IndexLock::take(dir)?;
+    let path = dir.join("index.json");
+    let existing = match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io("reading", &path, e)),
+    };
+    let index = merged_index_json(existing.as_deref(), image, names, annotations)?;
+    write_layout(store, image, &index, &[], &mut sink)
 }

@@ -8,7 +8,8 @@
 //!
 //! * [`write_oci_tar`] and [`write_oci_dir`]: `oci-layout`, `index.json` (one entry per image
 //!   name, annotated with `io.containerd.image.name` and `org.opencontainers.image.ref.name`)
-//!   and `blobs/sha256/<hex>` for the manifest, the config and every layer;
+//!   and `blobs/sha256/<hex>` for the manifest, the config and every layer; into a directory
+//!   that already is a layout, the image joins its `index.json` as BuildKit's client adds it;
 //! * [`write_docker_tar`]: the same layout plus Docker's `manifest.json` (`Config`,
 //!   `RepoTags`, `Layers` pointing at the blobs) and the legacy `repositories` file, which
 //!   Docker 20.10 loads (and Docker 25 and later load as an OCI layout as well).
@@ -37,8 +38,6 @@ mod time;
 
 pub use annotations::{
     AnnotationError, AnnotationKey, AnnotationKind, Annotations, LayoutAnnotations,
-    index_json_annotated, write_docker_tar_annotated, write_oci_dir_annotated,
-    write_oci_tar_annotated,
 };
 pub use docker::{docker_manifest_json, repositories_json, write_docker_tar};
 pub use error::{Error, Result};

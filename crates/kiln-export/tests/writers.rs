@@ -5,8 +5,8 @@ use std::io::Read;
 
 use kiln_content::ContentStore;
 use kiln_export::{
-    ExportedImage, ImageName, docker_manifest_json, index_json, write_docker_tar, write_oci_dir,
-    write_oci_tar,
+    ExportedImage, ImageName, LayoutAnnotations, docker_manifest_json, index_json,
+    write_docker_tar, write_oci_dir, write_oci_tar,
 };
 use kiln_registry::Descriptor;
 
@@ -93,7 +93,7 @@ fn oci_tarball() {
         &store,
         &image,
         &names(&["example/app", "localhost:5000/app:v1"]),
-        &BTreeMap::new(),
+        LayoutAnnotations::descriptor(&BTreeMap::new()),
         Vec::new(),
     )
     .expect("write");
@@ -109,7 +109,7 @@ fn oci_tarball() {
         &store,
         &image,
         &names(&["example/app", "localhost:5000/app:v1"]),
-        &BTreeMap::new(),
+        LayoutAnnotations::descriptor(&BTreeMap::new()),
         Vec::new(),
     )
     .expect("write again");
@@ -123,7 +123,7 @@ fn docker_tarball() {
         &store,
         &image,
         &names(&["example/app:1.0"]),
-        &BTreeMap::new(),
+        LayoutAnnotations::descriptor(&BTreeMap::new()),
         Vec::new(),
     )
     .expect("write");
@@ -143,7 +143,7 @@ fn documents_without_names() {
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("utf-8");
     insta::assert_snapshot!(
         "index_unnamed",
-        text(index_json(&image, &[], &annotations).expect("index"))
+        text(index_json(&image, &[], LayoutAnnotations::descriptor(&annotations)).expect("index"))
     );
     insta::assert_snapshot!(
         "docker_manifest_unnamed",
@@ -155,9 +155,23 @@ fn documents_without_names() {
 fn oci_directory() {
     let (dir, store, image) = fixture();
     let out = dir.path().join("layout");
-    write_oci_dir(&store, &image, &names(&["app"]), &BTreeMap::new(), &out).expect("write");
+    write_oci_dir(
+        &store,
+        &image,
+        &names(&["app"]),
+        LayoutAnnotations::descriptor(&BTreeMap::new()),
+        &out,
+    )
+    .expect("write");
     // Again into the same directory: blobs are kept, documents replaced.
-    write_oci_dir(&store, &image, &names(&["app"]), &BTreeMap::new(), &out).expect("rewrite");
+    write_oci_dir(
+        &store,
+        &image,
+        &names(&["app"]),
+        LayoutAnnotations::descriptor(&BTreeMap::new()),
+        &out,
+    )
+    .expect("rewrite");
     let mut files = Vec::new();
     let mut stack = vec![out.clone()];
     while let Some(p) = stack.pop() {
@@ -197,7 +211,14 @@ fn oci_directory_index_is_merged() {
     .expect("existing index");
     // The reference names (and containerd names) of the entries after each write, in order.
     let check = |write: &[&str], want: &[&str]| {
-        write_oci_dir(&store, &image, &names(write), &BTreeMap::new(), &out).expect("write");
+        write_oci_dir(
+            &store,
+            &image,
+            &names(write),
+            LayoutAnnotations::descriptor(&BTreeMap::new()),
+            &out,
+        )
+        .expect("write");
         let index: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("index.json")).expect("read"))
                 .expect("json");
@@ -269,8 +290,14 @@ fn missing_blob_is_an_error() {
     let mut bogus = image.config.clone();
     bogus.digest = kiln_oci::Digest::of_bytes(b"not in the store");
     image.layers.push(bogus.clone());
-    let err = write_oci_tar(&store, &image, &[], &BTreeMap::new(), Vec::new())
-        .expect_err("a missing blob must fail");
+    let err = write_oci_tar(
+        &store,
+        &image,
+        &[],
+        LayoutAnnotations::descriptor(&BTreeMap::new()),
+        Vec::new(),
+    )
+    .expect_err("a missing blob must fail");
     assert!(
         err.to_string().contains(&bogus.digest.to_string()),
         "the error names the blob: {err}"

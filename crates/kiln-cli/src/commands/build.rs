@@ -621,11 +621,9 @@ fn write_image(
 ) -> anyhow::Result<()> {
     let write = |w: Box<dyn Write>| -> anyhow::Result<Box<dyn Write>> {
         Ok(match format {
-            ImageFormat::Oci => {
-                kiln_export::write_oci_tar_annotated(store, image, names, annotations, w)?
-            }
+            ImageFormat::Oci => kiln_export::write_oci_tar(store, image, names, annotations, w)?,
             ImageFormat::Docker => {
-                kiln_export::write_docker_tar_annotated(store, image, names, annotations, w)?
+                kiln_export::write_docker_tar(store, image, names, annotations, w)?
             }
         })
     };
@@ -636,9 +634,7 @@ fn write_image(
         }
         // `tar=false` writes the OCI layout for both exporters (Docker's `manifest.json` only
         // matters to `docker load`, which reads tarballs).
-        Some(dir) if !tar => {
-            kiln_export::write_oci_dir_annotated(store, image, names, annotations, dir)?
-        }
+        Some(dir) if !tar => kiln_export::write_oci_dir(store, image, names, annotations, dir)?,
         Some(path) => {
             let parent = path
                 .parent()
